@@ -1,0 +1,143 @@
+"""Relational schema of the metadata database (SQLite or PostgreSQL).
+
+Personal identifiers never appear in clear here: callers and personnummer
+are sealed with a per-recording metadata key (derived from the DEK, so
+shredding the DEK shreds them) and found through truncated HMAC blind
+indexes whose key lives outside the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.engine import Dialect
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC in Python, naive UTC in the column (portable)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC)  # type: ignore[no-any-return]
+
+
+metadata = MetaData()
+
+bucket_keks = Table(
+    "bucket_keks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("month", String(7), nullable=False),
+    Column("retention_class", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("root_version", Integer, nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("month", "retention_class", "version", name="uq_bucket_version"),
+)
+
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("state", String(12), nullable=False),
+    Column("object_name", String(32), nullable=False, unique=True),
+    Column("fingerprint", LargeBinary(16), nullable=False, unique=True),
+    Column("bucket_kek_id", Integer, ForeignKey("bucket_keks.id"), nullable=False),
+    Column("dek_id", LargeBinary(16), nullable=False),
+    Column("wrapped_dek", LargeBinary, nullable=False),
+    Column("commitment", LargeBinary(32), nullable=False),
+    Column("media_type", String(32), nullable=False),
+    Column("container", String(8), nullable=False),
+    Column("codec", String(24), nullable=False),
+    Column("sample_rate", Integer, nullable=False),
+    Column("channels", Integer, nullable=False),
+    Column("frames", BigInteger, nullable=False),
+    Column("duration_ms", BigInteger, nullable=False),
+    Column("plaintext_size", BigInteger, nullable=False),
+    Column("ciphertext_size", BigInteger),
+    Column("ciphertext_sha256", LargeBinary(32)),
+    Column("care_unit", String(64), nullable=False),
+    Column("agent", String(64)),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("retention_class", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("caller_bidx", LargeBinary(16)),
+    Column("pnr_bidx", LargeBinary(16)),
+    Column("call_id_bidx", LargeBinary(16)),
+    Column("enc_caller", LargeBinary),
+    Column("enc_pnr", LargeBinary),
+    Column("enc_call_id", LargeBinary),
+    Column("enc_peaks", LargeBinary),
+    Index("ix_recordings_caller", "caller_bidx"),
+    Index("ix_recordings_pnr", "pnr_bidx"),
+    Index("ix_recordings_call_id", "call_id_bidx"),
+    Index("ix_recordings_unit_started", "care_unit", "started_at"),
+    Index("ix_recordings_started", "started_at"),
+    Index("ix_recordings_bucket", "bucket_kek_id"),
+)
+
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("recording_id", Uuid),
+    Column("time", UTCDateTime, nullable=False),
+    Index("ix_audit_recording", "recording_id"),
+)
+
+# One row (id = 1): the size of the log and the serialised Merkle frontier,
+# so appending and checkpointing never re-read the whole log.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("size", BigInteger, nullable=False),
+    Column("frontier", LargeBinary, nullable=False),
+)
+
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("note", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+vault_info = Table(
+    "vault_info",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -1,0 +1,512 @@
+"""KeyProvider backed by a passphrase-sealed key file (the embedded default).
+
+The file is a small JSON envelope::
+
+    {"format": "callvault-keyfile-1",
+     "kdf":    {"name": "argon2id", "t": 3, "m_kib": 196608, "p": 1, "salt": b64(16)},
+     "check":  b64(16),
+     "nonce":  b64(12),
+     "sealed": b64(AES-256-GCM ciphertext ‖ tag)}
+
+Key derivation::
+
+    master   = Argon2id(passphrase, salt, t, m_kib, p, len=32)
+    seal_key = HKDF-SHA-256(master, info="callvault-keyfile-1/seal",  len=32)
+    check    = HKDF-SHA-256(master, info="callvault-keyfile-1/check", len=16)
+
+``check`` tells a wrong passphrase (``WrongPassphrase``) apart from a file that
+was altered after sealing (``KeyUnavailable``); it is no cheaper to attack than
+the sealed payload itself.  The AEAD AD is the canonical JSON (sorted keys, no
+spaces) of ``format``, ``kdf`` and ``check``: changing any header field breaks
+the seal.  The sealed payload is::
+
+    "CVK1" ‖ BE32(current version) ‖ index_key(32) ‖ audit_seed(32)
+    ‖ BE32(n) ‖ n × (BE32(version) ‖ root_kek(32))      versions strictly ascending
+
+Root wraps are ``nonce(12) ‖ ciphertext ‖ tag(16)`` under the root KEK with
+AAD :func:`callvault.core.keys.root_wrap_aad`.  Root KEKs live in process
+memory while the provider is open: this is the price of having no HSM.
+
+One process writes the file at a time (rotation is an administrative
+command); writes are atomic, so readers see the old or the new file.  A
+retired key may survive in freed disk blocks of the replaced file: shredding
+guarantees rest on destroying bucket KEKs, which never touch this file.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import errno
+import glob
+import hmac
+import json
+import os
+import secrets
+import stat
+import struct
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from argon2.low_level import Type, hash_secret_raw
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from callvault.core.errors import (
+    AlreadyExists,
+    Conflict,
+    InsecureKeyFile,
+    IntegrityError,
+    InvalidInput,
+    KeyUnavailable,
+    NotFound,
+    StorageError,
+    WrongPassphrase,
+)
+from callvault.core.keys import KEY_LEN, NONCE_LEN, root_wrap_aad, seal, unseal
+
+FORMAT = "callvault-keyfile-1"
+_MAX_FILE_BYTES = 1 << 20
+_SALT_LEN = 16
+_CHECK_LEN = 16
+_PAYLOAD_MAGIC = b"CVK1"
+_TEMP_SUFFIX = ".tmp"
+
+
+@dataclass(frozen=True, slots=True)
+class KdfParams:
+    """Argon2id cost.  The default takes about 0.4 s and 192 MiB on a 2-core VM."""
+
+    time_cost: int = 3
+    memory_kib: int = 196_608
+    parallelism: int = 1
+
+    def is_valid(self) -> bool:
+        values = (self.time_cost, self.memory_kib, self.parallelism)
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+            return False
+        return (
+            1 <= self.time_cost <= 64
+            and 1 <= self.parallelism <= 16
+            and 8 * self.parallelism <= self.memory_kib <= 4 * 1024 * 1024
+        )
+
+
+DEFAULT_KDF = KdfParams()
+
+
+@dataclass(frozen=True, slots=True)
+class _Secrets:
+    roots: Mapping[int, bytes]
+    current: int
+    index_key: bytes
+    audit_seed: bytes
+
+    @classmethod
+    def generate(cls) -> _Secrets:
+        # Independent draws: no secret is derivable from another.
+        return cls(
+            {1: secrets.token_bytes(KEY_LEN)},
+            1,
+            secrets.token_bytes(KEY_LEN),
+            secrets.token_bytes(KEY_LEN),
+        )
+
+    def encode(self) -> bytes:
+        parts = [_PAYLOAD_MAGIC, struct.pack(">I", self.current), self.index_key]
+        parts += [self.audit_seed, struct.pack(">I", len(self.roots))]
+        parts += [struct.pack(">I", v) + self.roots[v] for v in sorted(self.roots)]
+        return b"".join(parts)
+
+    @classmethod
+    def decode(cls, data: bytes) -> _Secrets:
+        head = len(_PAYLOAD_MAGIC) + 4 + 2 * KEY_LEN + 4
+        entry = 4 + KEY_LEN
+        if len(data) < head or not data.startswith(_PAYLOAD_MAGIC):
+            raise KeyUnavailable("key file payload is malformed")
+        (current,) = struct.unpack_from(">I", data, 4)
+        (count,) = struct.unpack_from(">I", data, head - 4)
+        if len(data) != head + count * entry:
+            raise KeyUnavailable("key file payload is malformed")
+        roots: dict[int, bytes] = {}
+        for i in range(count):
+            offset = head + i * entry
+            (version,) = struct.unpack_from(">I", data, offset)
+            if roots and version <= max(roots):
+                raise KeyUnavailable("key file payload is malformed")
+            roots[version] = data[offset + 4 : offset + entry]
+        if current not in roots:
+            raise KeyUnavailable("key file payload is malformed")
+        index_key = data[8 : 8 + KEY_LEN]
+        return cls(roots, current, index_key, data[8 + KEY_LEN : 8 + 2 * KEY_LEN])
+
+
+@dataclass(frozen=True, slots=True)
+class _Sealer:
+    """The passphrase-derived keys and the header fields they depend on."""
+
+    params: KdfParams
+    salt: bytes
+    seal_key: bytes
+    check: bytes
+
+    @classmethod
+    def derive(cls, passphrase: bytes, params: KdfParams, salt: bytes) -> _Sealer:
+        master = hash_secret_raw(
+            secret=passphrase,
+            salt=salt,
+            time_cost=params.time_cost,
+            memory_cost=params.memory_kib,
+            parallelism=params.parallelism,
+            hash_len=32,
+            type=Type.ID,
+        )
+        return cls(
+            params, salt, _hkdf(master, b"seal", KEY_LEN), _hkdf(master, b"check", _CHECK_LEN)
+        )
+
+    def header(self) -> dict[str, Any]:
+        kdf = {
+            "name": "argon2id",
+            "t": self.params.time_cost,
+            "m_kib": self.params.memory_kib,
+            "p": self.params.parallelism,
+            "salt": _b64(self.salt),
+        }
+        return {"format": FORMAT, "kdf": kdf, "check": _b64(self.check)}
+
+    def aad(self) -> bytes:
+        return json.dumps(self.header(), sort_keys=True, separators=(",", ":")).encode()
+
+    def seal_file(self, state: _Secrets) -> bytes:
+        blob = seal(self.seal_key, state.encode(), self.aad())
+        envelope = {
+            **self.header(),
+            "nonce": _b64(blob[:NONCE_LEN]),
+            "sealed": _b64(blob[NONCE_LEN:]),
+        }
+        return json.dumps(envelope, indent=1, sort_keys=True).encode() + b"\n"
+
+
+def _hkdf(master: bytes, label: bytes, length: int) -> bytes:
+    info = FORMAT.encode() + b"/" + label
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(master)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(value: object, length: int | None) -> bytes:
+    if not isinstance(value, str):
+        raise KeyUnavailable("key file header is invalid")
+    try:
+        data = binascii.a2b_base64(value.encode("ascii"), strict_mode=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise KeyUnavailable("key file header is invalid") from None
+    if length is not None and len(data) != length:
+        raise KeyUnavailable("key file header is invalid")
+    return data
+
+
+def _parse_envelope(raw: bytes) -> tuple[KdfParams, bytes, bytes, bytes]:
+    """Return (kdf params, salt, check, nonce ‖ sealed); ``KeyUnavailable`` if malformed."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise KeyUnavailable("key file is not a callvault key file") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise KeyUnavailable("key file is not a callvault key file (format callvault-keyfile-1)")
+    kdf = doc.get("kdf")
+    if set(doc) != {"format", "kdf", "check", "nonce", "sealed"} or not isinstance(kdf, dict):
+        raise KeyUnavailable("key file header is invalid")
+    if set(kdf) != {"name", "t", "m_kib", "p", "salt"} or kdf["name"] != "argon2id":
+        raise KeyUnavailable("key file header is invalid")
+    params = KdfParams(kdf["t"], kdf["m_kib"], kdf["p"])
+    if not params.is_valid():
+        raise KeyUnavailable("key file header is invalid")
+    salt = _unb64(kdf["salt"], _SALT_LEN)
+    check = _unb64(doc["check"], _CHECK_LEN)
+    blob = _unb64(doc["nonce"], NONCE_LEN) + _unb64(doc["sealed"], None)
+    return params, salt, check, blob
+
+
+def _check_parent(path: Path) -> None:
+    directory = path.parent
+    try:
+        st = os.stat(directory)
+    except OSError as exc:
+        raise KeyUnavailable(f"key file directory {directory}: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise InsecureKeyFile(f"{path} (its parent is not a directory)")
+    # Anyone who can write the directory can swap the key file for their own.
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) or st.st_uid not in (os.geteuid(), 0):
+        raise InsecureKeyFile(f"{path} (its directory {directory} is writable by others)")
+
+
+def _read_key_file(path: Path) -> bytes:
+    """Read the key file after refusing anything but an owner-only regular file."""
+    _check_parent(path)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            raise InsecureKeyFile(f"{path} (symbolic link)")
+        fd = os.open(path, flags)  # O_NOFOLLOW: a link swapped in after lstat fails too
+    except FileNotFoundError:
+        raise KeyUnavailable(f"key file {path} not found") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InsecureKeyFile(f"{path} (symbolic link)") from None
+        raise KeyUnavailable(f"cannot read key file {path}: {exc.strerror}") from None
+
+    def check(st: os.stat_result) -> None:
+        if not stat.S_ISREG(st.st_mode):
+            raise InsecureKeyFile(f"{path} (not a regular file)")
+        if st.st_mode & 0o077 or st.st_uid != os.geteuid():
+            raise InsecureKeyFile(f"{path} (mode {stat.S_IMODE(st.st_mode):04o})")
+
+    data = _read_fd(fd, _MAX_FILE_BYTES, check)
+    if len(data) > _MAX_FILE_BYTES:
+        raise KeyUnavailable("key file is too large to be a callvault key file")
+    return data
+
+
+def _read_fd(fd: int, limit: int, check: Callable[[os.stat_result], None]) -> bytes:
+    """Vet the open file with ``check`` before reading up to ``limit + 1`` bytes; closes ``fd``."""
+    try:
+        check(os.fstat(fd))
+        chunks: list[bytes] = []
+        remaining = limit + 1
+        while remaining > 0 and (chunk := os.read(fd, remaining)):
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise KeyUnavailable(f"cannot read secret file: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _write_key_file(path: Path, data: bytes, *, replace: bool) -> None:
+    """Atomically publish ``data`` at ``path`` (mode 0600), durable on return.
+
+    ``replace=False`` refuses an existing file (``AlreadyExists``) without a
+    window in which two creators could both win.
+    """
+    directory = path.parent
+    temp = directory / f".{path.name}.{secrets.token_hex(8)}{_TEMP_SUFFIX}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(temp, flags, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if replace:
+            os.replace(temp, path)
+        else:
+            os.link(temp, path)
+            os.unlink(temp)
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except FileExistsError:
+        raise AlreadyExists("key file", str(path)) from None
+    except OSError as exc:
+        raise StorageError(f"cannot write key file {path}: {exc.strerror}") from None
+    finally:
+        temp.unlink(missing_ok=True)
+    _remove_stale_temps(path)
+
+
+def _remove_stale_temps(path: Path) -> None:
+    # Temp files of an interrupted rewrite hold sealed, possibly retired keys:
+    # harmless to ``open``, but they should not outlive the next good write.
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*{_TEMP_SUFFIX}"):
+        leftover.unlink(missing_ok=True)
+
+
+def _require_passphrase(passphrase: bytes) -> None:
+    if not isinstance(passphrase, bytes):
+        raise InvalidInput("passphrase must be bytes")
+    if not passphrase:
+        raise InvalidInput("empty passphrase refused")
+
+
+class KeyfileProvider:
+    """Root KEKs, blind-index key and audit seed in one passphrase-sealed file."""
+
+    def __init__(self, path: Path, sealer: _Sealer, state: _Secrets) -> None:
+        """Use :meth:`create` or :meth:`open`."""
+        self._path = path
+        self._sealer = sealer
+        self._state = state
+        self._lock = threading.Lock()
+
+    @classmethod
+    def create(
+        cls, path: str | os.PathLike[str], passphrase: bytes, *, kdf_params: KdfParams | None = None
+    ) -> KeyfileProvider:
+        """Write a new key file with fresh secrets.  ``AlreadyExists`` if ``path`` exists."""
+        _require_passphrase(passphrase)
+        params = DEFAULT_KDF if kdf_params is None else kdf_params
+        if not params.is_valid():
+            raise InvalidInput("Argon2 parameters out of range")
+        target = Path(os.path.abspath(path))
+        _check_parent(target)
+        if os.path.lexists(target):
+            raise AlreadyExists("key file", str(target))
+        sealer = _Sealer.derive(passphrase, params, secrets.token_bytes(_SALT_LEN))
+        state = _Secrets.generate()
+        _write_key_file(target, sealer.seal_file(state), replace=False)
+        return cls(target, sealer, state)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], passphrase: bytes) -> KeyfileProvider:
+        """Open an existing key file.
+
+        ``InsecureKeyFile`` for a symlink, non-regular file, group/other
+        permissions or a directory others can write; ``WrongPassphrase`` for a
+        bad passphrase; ``KeyUnavailable`` for a missing, malformed or altered file.
+        """
+        _require_passphrase(passphrase)
+        target = Path(os.path.abspath(path))
+        params, salt, check, blob = _parse_envelope(_read_key_file(target))
+        sealer = _Sealer.derive(passphrase, params, salt)
+        if not hmac.compare_digest(sealer.check, check):
+            raise WrongPassphrase()
+        try:
+            payload = unseal(sealer.seal_key, blob, sealer.aad())
+        except IntegrityError:
+            raise KeyUnavailable(
+                f"key file {target} failed authentication: it was altered or damaged"
+            ) from None
+        return cls(target, sealer, _Secrets.decode(payload))
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def kdf_params(self) -> KdfParams:
+        return self._sealer.params
+
+    def current_version(self) -> int:
+        return self._state.current
+
+    def versions(self) -> list[int]:
+        return sorted(self._state.roots)
+
+    def wrap(self, plaintext: bytes, ad: bytes) -> tuple[int, bytes]:
+        state = self._state
+        aad = root_wrap_aad(state.current, ad)
+        return state.current, seal(state.roots[state.current], plaintext, aad)
+
+    def unwrap(self, version: int, blob: bytes, ad: bytes) -> bytes:
+        aad = root_wrap_aad(version, ad)
+        key = self._state.roots.get(version)
+        if key is None:
+            raise KeyUnavailable(f"root KEK version {version} is not held")
+        return unseal(key, blob, aad)
+
+    def rotate(self) -> int:
+        with self._lock:
+            state = self._state
+            version = max(state.roots) + 1
+            roots = {**state.roots, version: secrets.token_bytes(KEY_LEN)}
+            self._commit(_Secrets(roots, version, state.index_key, state.audit_seed))
+            return version
+
+    def retire(self, version: int) -> None:
+        with self._lock:
+            state = self._state
+            if version == state.current:
+                raise Conflict(f"root KEK version {version} is current; rotate first")
+            if version not in state.roots:
+                raise NotFound("root KEK version")
+            roots = {v: k for v, k in state.roots.items() if v != version}
+            self._commit(_Secrets(roots, state.current, state.index_key, state.audit_seed))
+
+    def index_key(self) -> bytes:
+        return self._state.index_key
+
+    def audit_signing_seed(self) -> bytes:
+        return self._state.audit_seed
+
+    def change_passphrase(self, passphrase: bytes, *, kdf_params: KdfParams | None = None) -> None:
+        """Reseal under a new passphrase and fresh salt (and optionally new Argon2 costs)."""
+        _require_passphrase(passphrase)
+        params = self._sealer.params if kdf_params is None else kdf_params
+        if not params.is_valid():
+            raise InvalidInput("Argon2 parameters out of range")
+        with self._lock:
+            sealer = _Sealer.derive(passphrase, params, secrets.token_bytes(_SALT_LEN))
+            _write_key_file(self._path, sealer.seal_file(self._state), replace=True)
+            self._sealer = sealer
+
+    def close(self) -> None:
+        """Nothing to release; present so both providers can be closed alike."""
+
+    def _commit(self, state: _Secrets) -> None:
+        # The file is written first: memory never runs ahead of what survives a crash.
+        _check_parent(self._path)
+        _write_key_file(self._path, self._sealer.seal_file(state), replace=True)
+        self._state = state
+
+
+_VALUE_VAR = "CALLVAULT_PASSPHRASE"
+_FILE_VAR = "CALLVAULT_PASSPHRASE_FILE"
+_MAX_PASSPHRASE_FILE = 64 * 1024
+
+
+def read_passphrase(env: Mapping[str, str], prompt: Callable[[], str] | None) -> bytes:
+    """The key file passphrase from, in order: ``CALLVAULT_PASSPHRASE``,
+    ``CALLVAULT_PASSPHRASE_FILE`` (one trailing newline stripped; the file must
+    be readable by its owner only), the interactive ``prompt``.
+
+    ``InvalidInput`` for an empty passphrase; ``InsecureKeyFile`` for a
+    passphrase file others can read or write; ``KeyUnavailable`` if no source
+    is available.
+    """
+    if _VALUE_VAR in env:
+        return _nonempty(env[_VALUE_VAR].encode("utf-8"), _VALUE_VAR)
+    if _FILE_VAR in env:
+        return _nonempty(_read_passphrase_file(Path(env[_FILE_VAR])), "passphrase file")
+    if prompt is not None:
+        return _nonempty(prompt().encode("utf-8"), "passphrase")
+    raise KeyUnavailable("no passphrase: set CALLVAULT_PASSPHRASE_FILE or run interactively")
+
+
+def _nonempty(value: bytes, source: str) -> bytes:
+    if not value:
+        raise InvalidInput(f"empty passphrase refused ({source})")
+    return value
+
+
+def _read_passphrase_file(path: Path) -> bytes:
+    # Symlinks are followed (container secret mounts use them); the file they
+    # reach must still be an owner-only regular file.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        raise KeyUnavailable(f"cannot read passphrase file {path}: {exc.strerror}") from None
+
+    def check(st: os.stat_result) -> None:
+        if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077:
+            raise InsecureKeyFile(f"{path} (passphrase file)")
+
+    data = _read_fd(fd, _MAX_PASSPHRASE_FILE, check)
+    if len(data) > _MAX_PASSPHRASE_FILE:
+        raise InvalidInput("passphrase file is too large")
+    if data.endswith(b"\r\n"):
+        return data[:-2]
+    return data.removesuffix(b"\n")

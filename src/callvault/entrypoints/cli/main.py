@@ -1,0 +1,50 @@
+"""The ``callvault`` command: parse, call one service, render; errors mapped here only."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Sequence
+
+from callvault.core.access import OPERATOR, Principal
+from callvault.core.errors import CallvaultError
+from callvault.entrypoints.cli import audit_cmd, keys_cmd, recordings_cmd, vault_cmd
+from callvault.entrypoints.cli.common import VaultApp
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="callvault",
+        description="An encrypted, audited vault for recorded calls. See README.md.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (vault_cmd, recordings_cmd, keys_cmd, audit_cmd):
+        module.register(commands)
+    return parser
+
+
+def cli_principal() -> Principal:
+    """CLI actions are logged under the operating-system user."""
+    return Principal(name=getpass.getuser(), role=OPERATOR)
+
+
+def report_error(exc: CallvaultError) -> int:
+    """The one place CLI errors become messages and exit codes."""
+    print(f"callvault: error: {exc.message} [{exc.code}]", file=sys.stderr)
+    return exc.exit_code
+
+
+def main(argv: Sequence[str], app: VaultApp) -> int:
+    # Everything the vault creates (database, WAL, objects, key file) is private.
+    os.umask(0o077)
+    args = build_parser().parse_args(argv)
+    args.app = app
+    try:
+        return int(args.handler(args, cli_principal()) or 0)
+    except CallvaultError as exc:
+        return report_error(exc)
+    except KeyboardInterrupt:
+        print("callvault: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,51 @@
+"""What every use case needs, wired once by bootstrap."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from callvault.core.ports import BlobStore, Clock, KeyProvider, MetadataStore
+
+
+class AudioFacts(Protocol):
+    """What the audio probe learned from decoding a whole input file."""
+
+    media_type: str
+    container: str
+    codec: str
+    sample_rate: int
+    channels: int
+    frames: int
+    duration_seconds: float
+    size_bytes: int
+    peaks: bytes
+
+
+class AudioProbe(Protocol):
+    def __call__(self, path: Path, *, max_bytes: int) -> AudioFacts:
+        """Decode the whole file; ``UnsupportedAudio`` for anything we refuse."""
+        ...
+
+
+@dataclass
+class Vault:
+    """The ports and settings a use case runs against."""
+
+    store: MetadataStore
+    blobs: BlobStore
+    keys: KeyProvider
+    clock: Clock
+    probe: AudioProbe
+    origin: str
+    max_ingest_bytes: int = 4 * 1024**3
+    _bucket_kek_cache: dict[int, bytes] = field(default_factory=dict, repr=False)
+
+    def now(self) -> dt.datetime:
+        return self.clock.now()
+
+    def close(self) -> None:
+        self._bucket_kek_cache.clear()
+        self.store.close()
