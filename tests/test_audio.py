@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import traceback
 import zipfile
 from pathlib import Path
@@ -103,11 +104,8 @@ def test_speech_wav_in_each_telephony_encoding_is_accepted(audio_dir, speech_wav
     wav = make_speech_wav(audio_dir / f"s_{encoding}.wav", SAMPLE_PHRASES_SV[1], encoding=encoding)
     info = analyse(wav, max_bytes=LIMIT)
     truth = soundfile.info(str(speech_wav)).frames
-    assert (info.media_type, info.codec, info.sample_rate) == (
-        "audio/wav",
-        CODEC_OF[encoding],
-        8000,
-    )
+    expected = ("audio/wav", CODEC_OF[encoding], 8000)
+    assert (info.media_type, info.codec, info.sample_rate) == expected
     assert truth <= info.frames <= truth + BLOCK_FRAMES.get(encoding, 0)
 
 
@@ -169,6 +167,18 @@ def test_path_that_looks_like_a_url_is_read_as_a_local_file(tmp_path, cbr_mp3, m
     monkeypatch.chdir(tmp_path)
     local = write(tmp_path / "http:example.invalid", cbr_mp3.read_bytes())
     assert analyse(Path(local.name), max_bytes=LIMIT).codec == "mp3"
+
+
+@pytest.mark.parametrize("fixture", ["speech_wav", "cbr_mp3"])
+def test_anonymous_memory_file_can_be_analysed_without_touching_disk(request, fixture):
+    # Ingest may spool uploads into a memfd so no plaintext file ever exists.
+    fd = os.memfd_create("upload")
+    try:
+        os.write(fd, request.getfixturevalue(fixture).read_bytes())
+        info = analyse(Path(f"/proc/self/fd/{fd}"), max_bytes=LIMIT)
+    finally:
+        os.close(fd)
+    assert info.frames > 0
 
 
 def test_file_of_exactly_max_bytes_is_accepted(speech_wav):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,14 @@ import pytest
 from pkcs11 import Attribute, KeyType, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11
 
-from callvault.adapters.keys.pkcs11 import Pkcs11Provider
-from callvault.core.errors import AlreadyExists, ConfigError, InvalidInput, KeyUnavailable
+from callvault.adapters.keys.pkcs11 import Pkcs11Provider, open_from_url
+from callvault.core.errors import (
+    AlreadyExists,
+    ConfigError,
+    InsecureKeyFile,
+    InvalidInput,
+    KeyUnavailable,
+)
 from callvault.core.ports import KeyProvider
 from callvault.testing import softhsm
 from callvault.testing.keys import AD, SECRET, KeyProviderConformance
@@ -264,6 +271,65 @@ class TestOpenAndLogin:
             assert list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY})) == []
         finally:
             session.close()
+
+
+class TestOpenFromUrl:
+    @pytest.fixture
+    def url(self, token: SoftHsmToken) -> str:
+        return f"pkcs11:token={token.label};module-path={token.module_path};object=from-url"
+
+    @pytest.fixture
+    def pin_env(self, token: SoftHsmToken, tmp_path: Path) -> dict[str, str]:
+        pin_file = tmp_path / "pin"
+        fd = os.open(pin_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, token.user_pin.encode() + b"\n")
+        os.close(fd)
+        return {"CALLVAULT_PKCS11_PIN_FILE": str(pin_file)}
+
+    def test_create_then_open_through_the_url_with_a_pin_file(
+        self, url: str, pin_env: dict[str, str], opened: list[Pkcs11Provider]
+    ) -> None:
+        created = open_from_url(url, pin_env, create=True)
+        opened.append(created)
+        assert created.key_label_prefix == "from-url"
+        version, blob = created.wrap(SECRET, AD)
+        created.close()
+        reopened = open_from_url(url, pin_env)
+        opened.append(reopened)
+        assert reopened.unwrap(version, blob, AD) == SECRET
+
+    def test_module_path_may_sit_in_the_query_and_prefix_defaults(
+        self, token: SoftHsmToken, opened: list[Pkcs11Provider]
+    ) -> None:
+        url = f"pkcs11:token={token.label}?module-path={token.module_path}"
+        provider = open_from_url(url, {"CALLVAULT_PKCS11_PIN": token.user_pin}, create=True)
+        opened.append(provider)
+        assert provider.key_label_prefix == "callvault-root"
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "pkcs11:token=t;module-path=/m.so;pin-value=1234",
+            "pkcs11:token=t;module-path=/m.so?pin-source=file:/p",
+            "pkcs11:module-path=/m.so",
+            "pkcs11:token=t",
+            "pkcs11:token=t;token=u;module-path=/m.so",
+            "pkcs12:token=t;module-path=/m.so",
+        ],
+    )
+    def test_malformed_urls_and_pins_in_urls_are_refused(self, url: str) -> None:
+        with pytest.raises(ConfigError) as caught:
+            open_from_url(url, {"CALLVAULT_PKCS11_PIN": "1234"})
+        assert "1234" not in str(caught.value)
+
+    def test_missing_pin_raises_key_unavailable_naming_the_setting(self, url: str) -> None:
+        with pytest.raises(KeyUnavailable, match="CALLVAULT_PKCS11_PIN_FILE"):
+            open_from_url(url, {})
+
+    def test_pin_file_others_can_read_is_refused(self, url: str, pin_env: dict[str, str]) -> None:
+        Path(pin_env["CALLVAULT_PKCS11_PIN_FILE"]).chmod(0o644)
+        with pytest.raises(InsecureKeyFile):
+            open_from_url(url, pin_env)
 
 
 class TestSoftHsmHelper:

@@ -62,7 +62,7 @@ The demo vault is ready in {home}
 Try, in this shell:
   {env}
   {cv} search --caller 070-174 06 05
-  {cv} search --personnummer 121212-1212 --from 2019-01-01 --to 2019-12-31 --care-unit 1177-sthlm
+  {cv} search --personnummer 121212+1212 --from 2019-01-01 --to 2019-12-31 --care-unit 1177-sthlm
   {cv} show <id from the search>
   {cv} export <id> -o /tmp/call.wav --reason "complaint 2019-77"
   {cv} verify

@@ -29,6 +29,7 @@ ID3_HEADER_LEN = 10
 # it calls bytes "MP3"; random ciphertext matches one header in ~2^12 positions,
 # four chained headers of one stream in well under 2^-60.
 MPEG_CHAIN = 4
+_SCAN_WINDOW = 8 << 20
 
 _KBPS = {
     (1, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
@@ -208,11 +209,20 @@ def _frame_length_table() -> np.ndarray:
 _FRAME_LENGTHS = _frame_length_table()
 
 
+def _sync_positions(arr: np.ndarray) -> np.ndarray:
+    """Offsets of every 11-bit frame sync with 3 bytes after it, window by window."""
+    found = []
+    for start in range(0, max(0, arr.size - 3), _SCAN_WINDOW):
+        # Each window looks 3 bytes past its end so no header straddles unseen.
+        part = arr[start : min(arr.size, start + _SCAN_WINDOW + 3)]
+        hits = np.flatnonzero((part[:-3] == 0xFF) & ((part[1:-2] & 0xE0) == 0xE0))
+        found.append(hits + start)
+    return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
+
+
 def _has_mpeg_chain(data: bytes) -> bool:
     arr = np.frombuffer(data, dtype=np.uint8)
-    if arr.size < 4:
-        return False
-    pos = np.flatnonzero((arr[:-3] == 0xFF) & ((arr[1:-2] & 0xE0) == 0xE0))
+    pos = _sync_positions(arr)
     if pos.size < MPEG_CHAIN:
         return False
     b1, b2 = arr[pos + 1].astype(np.int64), arr[pos + 2].astype(np.int64)

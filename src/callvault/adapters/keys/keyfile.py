@@ -21,7 +21,7 @@ spaces) of ``format``, ``kdf`` and ``check``: changing any header field breaks
 the seal.  The sealed payload is::
 
     "CVK1" ‖ BE32(current version) ‖ index_key(32) ‖ audit_seed(32)
-    ‖ BE32(n) ‖ n × (BE32(version) ‖ root_kek(32))      versions strictly ascending
+    ‖ n × (BE32(version) ‖ root_kek(32))       n ≥ 1, versions strictly ascending
 
 Root wraps are ``nonce(12) ‖ ciphertext ‖ tag(16)`` under the root KEK with
 AAD :func:`callvault.core.keys.root_wrap_aad`.  Root KEKs live in process
@@ -44,7 +44,6 @@ import json
 import os
 import secrets
 import stat
-import struct
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -73,6 +72,7 @@ _MAX_FILE_BYTES = 1 << 20
 _SALT_LEN = 16
 _CHECK_LEN = 16
 _PAYLOAD_MAGIC = b"CVK1"
+_HEAD_LEN = 4 + 4 + 2 * KEY_LEN  # magic, current version, index key, audit seed
 _TEMP_SUFFIX = ".tmp"
 
 
@@ -107,41 +107,31 @@ class _Secrets:
 
     @classmethod
     def generate(cls) -> _Secrets:
-        # Independent draws: no secret is derivable from another.
-        return cls(
-            {1: secrets.token_bytes(KEY_LEN)},
-            1,
-            secrets.token_bytes(KEY_LEN),
-            secrets.token_bytes(KEY_LEN),
-        )
+        draw = secrets.token_bytes  # independent draws: no secret derives from another
+        return cls({1: draw(KEY_LEN)}, 1, draw(KEY_LEN), draw(KEY_LEN))
 
     def encode(self) -> bytes:
-        parts = [_PAYLOAD_MAGIC, struct.pack(">I", self.current), self.index_key]
-        parts += [self.audit_seed, struct.pack(">I", len(self.roots))]
-        parts += [struct.pack(">I", v) + self.roots[v] for v in sorted(self.roots)]
-        return b"".join(parts)
+        entries = (v.to_bytes(4, "big") + self.roots[v] for v in sorted(self.roots))
+        head = _PAYLOAD_MAGIC + self.current.to_bytes(4, "big") + self.index_key + self.audit_seed
+        return head + b"".join(entries)
 
     @classmethod
     def decode(cls, data: bytes) -> _Secrets:
-        head = len(_PAYLOAD_MAGIC) + 4 + 2 * KEY_LEN + 4
-        entry = 4 + KEY_LEN
-        if len(data) < head or not data.startswith(_PAYLOAD_MAGIC):
+        """Strict inverse of :meth:`encode`; ``KeyUnavailable`` for anything else."""
+        rest, width = data[_HEAD_LEN:], 4 + KEY_LEN
+        entries = [rest[i : i + width] for i in range(0, len(rest), width)]
+        roots = {int.from_bytes(e[:4], "big"): e[4:] for e in entries}
+        current = int.from_bytes(data[4:8], "big")
+        well_formed = (
+            data.startswith(_PAYLOAD_MAGIC)
+            and len(data) >= _HEAD_LEN
+            and len(rest) % width == 0
+            and list(roots) == sorted(set(roots)) == [int.from_bytes(e[:4], "big") for e in entries]
+            and current in roots
+        )
+        if not well_formed:
             raise KeyUnavailable("key file payload is malformed")
-        (current,) = struct.unpack_from(">I", data, 4)
-        (count,) = struct.unpack_from(">I", data, head - 4)
-        if len(data) != head + count * entry:
-            raise KeyUnavailable("key file payload is malformed")
-        roots: dict[int, bytes] = {}
-        for i in range(count):
-            offset = head + i * entry
-            (version,) = struct.unpack_from(">I", data, offset)
-            if roots and version <= max(roots):
-                raise KeyUnavailable("key file payload is malformed")
-            roots[version] = data[offset + 4 : offset + entry]
-        if current not in roots:
-            raise KeyUnavailable("key file payload is malformed")
-        index_key = data[8 : 8 + KEY_LEN]
-        return cls(roots, current, index_key, data[8 + KEY_LEN : 8 + 2 * KEY_LEN])
+        return cls(roots, current, data[8 : 8 + KEY_LEN], data[8 + KEY_LEN : _HEAD_LEN])
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,50 +453,52 @@ class KeyfileProvider:
         self._state = state
 
 
-_VALUE_VAR = "CALLVAULT_PASSPHRASE"
-_FILE_VAR = "CALLVAULT_PASSPHRASE_FILE"
-_MAX_PASSPHRASE_FILE = 64 * 1024
+_MAX_SECRET_FILE = 64 * 1024
 
 
 def read_passphrase(env: Mapping[str, str], prompt: Callable[[], str] | None) -> bytes:
-    """The key file passphrase from, in order: ``CALLVAULT_PASSPHRASE``,
-    ``CALLVAULT_PASSPHRASE_FILE`` (one trailing newline stripped; the file must
-    be readable by its owner only), the interactive ``prompt``.
+    """The key file passphrase: ``read_secret_setting`` for ``CALLVAULT_PASSPHRASE``."""
+    return read_secret_setting(env, "CALLVAULT_PASSPHRASE", prompt, what="passphrase")
 
-    ``InvalidInput`` for an empty passphrase; ``InsecureKeyFile`` for a
-    passphrase file others can read or write; ``KeyUnavailable`` if no source
-    is available.
+
+def read_secret_setting(
+    env: Mapping[str, str], name: str, prompt: Callable[[], str] | None, *, what: str
+) -> bytes:
+    """A secret from, in order: ``env[name]``, the file named by ``env[name + "_FILE"]``
+    (one trailing newline stripped; it must be a regular file only its owner
+    can read or write), the interactive ``prompt``.
+
+    ``InvalidInput`` if the secret is empty; ``InsecureKeyFile`` for a file
+    others can access; ``KeyUnavailable`` if no source is available.
     """
-    if _VALUE_VAR in env:
-        return _nonempty(env[_VALUE_VAR].encode("utf-8"), _VALUE_VAR)
-    if _FILE_VAR in env:
-        return _nonempty(_read_passphrase_file(Path(env[_FILE_VAR])), "passphrase file")
-    if prompt is not None:
-        return _nonempty(prompt().encode("utf-8"), "passphrase")
-    raise KeyUnavailable("no passphrase: set CALLVAULT_PASSPHRASE_FILE or run interactively")
-
-
-def _nonempty(value: bytes, source: str) -> bytes:
+    if name in env:
+        value = env[name].encode("utf-8")
+    elif f"{name}_FILE" in env:
+        value = _read_secret_file(Path(env[f"{name}_FILE"]), what)
+    elif prompt is not None:
+        value = prompt().encode("utf-8")
+    else:
+        raise KeyUnavailable(f"no {what}: set {name}_FILE or run interactively")
     if not value:
-        raise InvalidInput(f"empty passphrase refused ({source})")
+        raise InvalidInput(f"empty {what} refused")
     return value
 
 
-def _read_passphrase_file(path: Path) -> bytes:
+def _read_secret_file(path: Path, what: str) -> bytes:
     # Symlinks are followed (container secret mounts use them); the file they
     # reach must still be an owner-only regular file.
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise KeyUnavailable(f"cannot read passphrase file {path}: {exc.strerror}") from None
+        raise KeyUnavailable(f"cannot read {what} file {path}: {exc.strerror}") from None
 
     def check(st: os.stat_result) -> None:
         if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077:
-            raise InsecureKeyFile(f"{path} (passphrase file)")
+            raise InsecureKeyFile(f"{path} ({what} file)")
 
-    data = _read_fd(fd, _MAX_PASSPHRASE_FILE, check)
-    if len(data) > _MAX_PASSPHRASE_FILE:
-        raise InvalidInput("passphrase file is too large")
+    data = _read_fd(fd, _MAX_SECRET_FILE, check)
+    if len(data) > _MAX_SECRET_FILE:
+        raise InvalidInput(f"{what} file is too large")
     if data.endswith(b"\r\n"):
         return data[:-2]
     return data.removesuffix(b"\n")

@@ -36,15 +36,18 @@ import hmac
 import re
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
+from urllib.parse import unquote
 
 import pkcs11
 from pkcs11 import Attribute, GCMParams, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11
 
+from callvault.adapters.keys.keyfile import read_secret_setting
 from callvault.core.errors import (
     AlreadyExists,
+    ConfigError,
     Conflict,
     IntegrityError,
     InvalidInput,
@@ -56,20 +59,13 @@ from callvault.core.keys import KEY_LEN, NONCE_LEN, TAG_LEN, root_wrap_aad
 DEFAULT_PREFIX = "callvault-root"
 _PREFIX_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,47}\Z")
 
-_ROOT_TEMPLATE: dict[Attribute, Any] = {
+_STORED: dict[Attribute, Any] = {
     Attribute.TOKEN: True,
     Attribute.PRIVATE: True,
-    Attribute.SENSITIVE: True,
-    Attribute.EXTRACTABLE: False,
     Attribute.MODIFIABLE: False,
 }
-_SECRET_TEMPLATE: dict[Attribute, Any] = {
-    Attribute.TOKEN: True,
-    Attribute.PRIVATE: True,
-    Attribute.SENSITIVE: False,
-    Attribute.EXTRACTABLE: True,
-    Attribute.MODIFIABLE: False,
-}
+_ROOT_TEMPLATE = {**_STORED, Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False}
+_SECRET_TEMPLATE = {**_STORED, Attribute.SENSITIVE: False, Attribute.EXTRACTABLE: True}
 
 # Errors meaning "the token or session is gone", as opposed to "this
 # ciphertext is wrong".  SoftHSM2 reports a failed GCM tag as CKR_GENERAL_ERROR,
@@ -134,18 +130,25 @@ class _SharedLogin:
                 cls._registry[key] = login
             elif not hmac.compare_digest(login.pin_digest, digest):
                 raise KeyUnavailable(f"token {token_label!r} refused the PIN")
-            with _token_errors("opening a session"):
-                session = token.open(rw=True)
             login.users += 1
-            return session, login
+            try:
+                with _token_errors("opening a session"):
+                    return token.open(rw=True), login
+            except KeyUnavailable:
+                login._drop_user()
+                raise
 
     def release(self, session: Any) -> None:
         with self._registry_lock:
             _close_quietly(session)
-            self.users -= 1
-            if self.users <= 0:
-                self._registry.pop(self.key, None)
-                _close_quietly(self.anchor)  # logs the process out of the token
+            self._drop_user()
+
+    def _drop_user(self) -> None:
+        # Called with the registry lock held.
+        self.users -= 1
+        if self.users <= 0:
+            self._registry.pop(self.key, None)
+            _close_quietly(self.anchor)  # logs the process out of the token
 
 
 def _get_token(module_path: str, token_label: str) -> Any:
@@ -222,27 +225,18 @@ def _read_secret(session: Any, label: str) -> bytes | None:
     return value
 
 
-def _generate_root(session: Any, label: str) -> None:
-    with _token_errors("generating a root KEK"):
+def _generate(session: Any, label: str, *, root: bool) -> None:
+    """Generate a token object: a root KEK (AES) or one of the two secrets."""
+    with _token_errors("generating a key"):
         session.generate_key(
-            KeyType.AES,
+            KeyType.AES if root else KeyType.GENERIC_SECRET,
             KEY_LEN * 8,
             label=label,
             store=True,
-            capabilities=MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT,
-            template=_ROOT_TEMPLATE,
-        )
-
-
-def _generate_secret(session: Any, label: str) -> None:
-    with _token_errors("generating a secret"):
-        session.generate_key(
-            KeyType.GENERIC_SECRET,
-            KEY_LEN * 8,
-            label=label,
-            store=True,
-            capabilities=MechanismFlag(0),
-            template=_SECRET_TEMPLATE,
+            capabilities=MechanismFlag.ENCRYPT | MechanismFlag.DECRYPT
+            if root
+            else MechanismFlag(0),
+            template=_ROOT_TEMPLATE if root else _SECRET_TEMPLATE,
         )
 
 
@@ -296,8 +290,8 @@ class Pkcs11Provider:
                 raise AlreadyExists("root KEKs with this label prefix on the token")
             for label in (f"{prefix}-index-key", f"{prefix}-audit-seed"):
                 if _read_secret(session, label) is None:
-                    _generate_secret(session, label)
-            _generate_root(session, f"{prefix}-v1")  # last: its presence marks creation done
+                    _generate(session, label, root=False)
+            _generate(session, f"{prefix}-v1", root=True)  # last: its presence marks creation done
             return cls._load(session, login, prefix)
         except BaseException:
             login.release(session)
@@ -362,9 +356,7 @@ class Pkcs11Provider:
     def unwrap(self, version: int, blob: bytes, ad: bytes) -> bytes:
         aad = root_wrap_aad(version, ad)
         with self._lock:
-            key = self._live_roots().get(version)
-            if key is None:
-                raise KeyUnavailable(f"root KEK version {version} is not held")
+            key = self._root(version)
             if not isinstance(blob, bytes) or len(blob) < NONCE_LEN + TAG_LEN:
                 raise IntegrityError()
             params = GCMParams(blob[:NONCE_LEN], aad)
@@ -381,7 +373,7 @@ class Pkcs11Provider:
     def rotate(self) -> int:
         with self._lock:
             version = max(self._live_roots()) + 1
-            _generate_root(self._session, f"{self._prefix}-v{version}")
+            _generate(self._session, f"{self._prefix}-v{version}", root=True)
             return version
 
     def retire(self, version: int) -> None:
@@ -417,6 +409,17 @@ class Pkcs11Provider:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _root(self, version: int) -> Any:
+        # By exact label: one search however many versions are held.
+        if self._closed:
+            raise KeyUnavailable("the PKCS#11 provider is closed")
+        found = _find(self._session, KeyType.AES, f"{self._prefix}-v{version}")
+        if len(found) > 1:
+            raise KeyUnavailable(f"two root KEKs labelled {self._prefix}-v{version} on the token")
+        if not found:
+            raise KeyUnavailable(f"root KEK version {version} is not held")
+        return found[0]
+
     def _live_roots(self) -> dict[int, Any]:
         # Looked up on every call (cheap) so a rotation or retirement made by
         # another node is seen at once.
@@ -444,3 +447,39 @@ def _close_quietly(session: Any) -> None:
     # Closing is best effort: a session the token already dropped is closed.
     with contextlib.suppress(p11.PKCS11Error):
         session.close()
+
+
+_URL_ATTRIBUTES = frozenset({"token", "module-path", "object"})
+
+
+def open_from_url(url: str, env: Mapping[str, str], *, create: bool = False) -> Pkcs11Provider:
+    """Open (or, with ``create``, create) the provider a ``CALLVAULT_KEYS_URL`` names.
+
+    ``pkcs11:token=<label>;module-path=<path>[;object=<label prefix>]``, in
+    RFC 7512 attribute syntax (percent-encoded values; ``module-path`` may also
+    sit in the query).  The user PIN is read from ``CALLVAULT_PKCS11_PIN`` or
+    ``CALLVAULT_PKCS11_PIN_FILE`` in ``env`` and never from the URL, so
+    ``pin-value`` and ``pin-source`` are refused (``ConfigError``).
+    """
+    scheme, _, rest = url.partition(":")
+    path, _, query = rest.partition("?")
+    attrs: dict[str, str] = {}
+    for part in [p for p in path.split(";") if p] + [q for q in query.split("&") if q]:
+        name, sep, value = part.partition("=")
+        if scheme != "pkcs11" or not sep or name in attrs or name not in _URL_ATTRIBUTES:
+            raise ConfigError(
+                f"PKCS#11 URL attribute {name!r} refused: use pkcs11:token=<label>;"
+                "module-path=<path>[;object=<prefix>], PIN in CALLVAULT_PKCS11_PIN_FILE"
+            )
+        attrs[name] = unquote(value)
+    if "token" not in attrs or "module-path" not in attrs:
+        raise ConfigError("PKCS#11 URL needs token=<label> and module-path=<path>")
+    pin = read_secret_setting(env, "CALLVAULT_PKCS11_PIN", None, what="PKCS#11 user PIN")
+    try:
+        user_pin = pin.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the PKCS#11 user PIN must be UTF-8 text") from None
+    opener = Pkcs11Provider.create if create else Pkcs11Provider.open
+    return opener(
+        attrs["module-path"], attrs["token"], user_pin, attrs.get("object", DEFAULT_PREFIX)
+    )

@@ -84,7 +84,7 @@ def cmd_show(args: argparse.Namespace, principal: Principal) -> int:
     for label, value in (
         ("id", s.id), ("started at", s.started_at.isoformat()), ("care unit", s.care_unit),
         ("agent", s.agent or "-"), ("caller", d.caller or "-"),
-        ("personnummer", d.personnummer or "-"), ("call id", d.call_id or "-"),
+        ("personnummer", _pnr(d.personnummer)), ("call id", d.call_id or "-"),
         ("duration", f"{s.duration_seconds:.2f} s"), ("media type", s.media_type),
         ("codec", f"{d.codec}, {d.sample_rate} Hz, {d.channels} ch"),
         ("size", f"{d.plaintext_size} bytes"), ("retention", d.retention_class),
@@ -99,3 +99,8 @@ def cmd_export(args: argparse.Namespace, principal: Principal) -> int:
         result = export(vault, principal, parse_recording_id(args.id), args.output, args.reason)
     print(f"wrote {result.size} bytes to {result.path}")
     return 0
+
+
+def _pnr(digits: str | None) -> str:
+    """Show the 12 stored digits the way people write them: YYYYMMDD-NNNN."""
+    return f"{digits[:8]}-{digits[8:]}" if digits else "-"
