@@ -92,7 +92,9 @@ def create_vault(settings: Settings, prompt: Prompt | None = None) -> Vault:
 
 def _refuse_existing(settings: Settings) -> None:
     if settings.keys_url.startswith("keyfile:") and keyfile_path(settings).exists():
-        raise ConfigError(f"a key file already exists at {keyfile_path(settings)}; refusing to overwrite")
+        raise ConfigError(
+            f"a key file already exists at {keyfile_path(settings)}; refusing to overwrite"
+        )
 
 
 class App:

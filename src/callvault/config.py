@@ -38,7 +38,9 @@ class Settings:
     env: Mapping[str, str]  # only the CALLVAULT_* secrets, for the key provider
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> Settings:
         source = dict(os.environ if environ is None else environ)
         unknown = sorted(k for k in source if k.startswith(PREFIX) and k not in SETTINGS)
         if unknown:

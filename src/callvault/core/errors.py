@@ -112,7 +112,7 @@ class WrongPassphrase(KeyUnavailable):
 
 class InsecureKeyFile(KeyUnavailable):
     code = "insecure_key_file"
-    template = "refusing key file {detail}: it must be a regular file readable by its owner only (chmod 600)"
+    template = "refusing key file {detail}: only its owner may read it (chmod 600)"
 
 
 class AuditUnavailable(CallvaultError):

@@ -170,7 +170,11 @@ class Transaction(Protocol):
         ...
 
     def rewrap_dek(
-        self, recording_id: uuid.UUID, old_bucket_kek_id: int, new_bucket_kek_id: int, wrapped: bytes
+        self,
+        recording_id: uuid.UUID,
+        old_bucket_kek_id: int,
+        new_bucket_kek_id: int,
+        wrapped: bytes,
     ) -> bool:
         """Replace a wrapped DEK only if it is still under ``old_bucket_kek_id``."""
         ...
@@ -181,7 +185,12 @@ class Transaction(Protocol):
         ...
 
     def insert_bucket_kek(
-        self, month: str, retention_class: str, version: int, root_version: int, wrapped: bytes,
+        self,
+        month: str,
+        retention_class: str,
+        version: int,
+        root_version: int,
+        wrapped: bytes,
         created_at: dt.datetime,
     ) -> BucketKekRow:
         """``AlreadyExists`` if that (month, class, version) exists."""
@@ -191,7 +200,9 @@ class Transaction(Protocol):
 
     def bucket_keks(self) -> list[BucketKekRow]: ...
 
-    def update_bucket_kek_wrap(self, bucket_kek_id: int, root_version: int, wrapped: bytes) -> None: ...
+    def update_bucket_kek_wrap(
+        self, bucket_kek_id: int, root_version: int, wrapped: bytes
+    ) -> None: ...
 
     def delete_bucket_kek(self, bucket_kek_id: int) -> None: ...
 
@@ -202,7 +213,9 @@ class Transaction(Protocol):
     def recording_ids_under(self, bucket_kek_id: int, limit: int) -> list[uuid.UUID]: ...
 
     # audit log
-    def append_audit(self, entries: list[tuple[bytes, bytes, str, uuid.UUID | None, dt.datetime]]) -> list[int]:
+    def append_audit(
+        self, entries: list[tuple[bytes, bytes, str, uuid.UUID | None, dt.datetime]]
+    ) -> list[int]:
         """Append (body, leaf_hash, action, recording_id, time) entries; return their seqs.
 
         Serialised against concurrent appenders; updates the stored Merkle frontier.

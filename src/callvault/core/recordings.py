@@ -61,7 +61,9 @@ def validate_care_unit(text: str) -> str:
 def validate_agent(text: str) -> str:
     value = text.strip()
     if not AGENT_RE.match(value):
-        raise InvalidInput("agent must be a short user name of letters, digits, '.', '_', '@' or '-'")
+        raise InvalidInput(
+            "agent must be a short user name of letters, digits, '.', '_', '@' or '-'"
+        )
     _refuse_identifier_like(value, "agent")
     return value
 

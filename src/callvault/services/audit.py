@@ -55,7 +55,9 @@ def append(tx: Transaction, events: list[AuditEvent]) -> list[int]:
     rows = []
     for event in events:
         body = event.canonical_bytes()
-        rows.append((body, merkle.leaf_hash(body), str(event.action), event.recording_id, event.time))
+        rows.append(
+            (body, merkle.leaf_hash(body), str(event.action), event.recording_id, event.time)
+        )
     return tx.append_audit(rows)
 
 
@@ -118,7 +120,9 @@ def checkpoint(vault: Vault, principal: Principal) -> str:
         size, frontier = tx.audit_head()
         root = merkle.Frontier.from_bytes(frontier).root()
         note = log.sign_checkpoint(
-            log.Checkpoint(vault.origin, size, root), vault.keys.audit_signing_seed(), key_name(vault)
+            log.Checkpoint(vault.origin, size, root),
+            vault.keys.audit_signing_seed(),
+            key_name(vault),
         )
         tx.add_checkpoint(size, note, vault.now())
     return note
@@ -130,7 +134,9 @@ def verify(vault: Vault, principal: Principal) -> log.VerifyReport:
     notes = [note for _size, note in vault.store.checkpoints()]
     report = log.verify_log(entries, notes, public_key(vault), key_name(vault))
     record_alone(
-        vault, principal, Action.AUDIT_VERIFY,
+        vault,
+        principal,
+        Action.AUDIT_VERIFY,
         outcome=Outcome.SUCCESS if report.ok else Outcome.FAILED,
         detail={"problems": len(report.problems)},
     )
@@ -151,4 +157,3 @@ def tail(vault: Vault, principal: Principal, count: int) -> list[TailEntry]:
         size, _ = tx.audit_head()
     records = vault.store.iter_audit(max(0, size - count), size)
     return [TailEntry(r.seq, AuditEvent.from_canonical(r.body)) for r in records]
-

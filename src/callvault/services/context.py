@@ -13,15 +13,32 @@ from callvault.core.ports import BlobStore, Clock, KeyProvider, MetadataStore
 class AudioFacts(Protocol):
     """What the audio probe learned from decoding a whole input file."""
 
-    media_type: str
-    container: str
-    codec: str
-    sample_rate: int
-    channels: int
-    frames: int
-    duration_seconds: float
-    size_bytes: int
-    peaks: bytes
+    @property
+    def media_type(self) -> str: ...
+
+    @property
+    def container(self) -> str: ...
+
+    @property
+    def codec(self) -> str: ...
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def channels(self) -> int: ...
+
+    @property
+    def frames(self) -> int: ...
+
+    @property
+    def duration_seconds(self) -> float: ...
+
+    @property
+    def size_bytes(self) -> int: ...
+
+    @property
+    def peaks(self) -> bytes: ...
 
 
 class AudioProbe(Protocol):

@@ -51,7 +51,9 @@ class CallDetails:
             care_unit=validate_care_unit(care_unit),
             started_at=parse_timestamp(started_at),
             caller=ids.PhoneNumber.parse(caller) if caller else None,
-            personnummer=ids.PersonalNumber.parse(personnummer, today=today) if personnummer else None,
+            personnummer=ids.PersonalNumber.parse(personnummer, today=today)
+            if personnummer
+            else None,
             agent=validate_agent(agent) if agent else None,
             call_id=_call_id(call_id) if call_id else None,
             retention_class=retention_class,
@@ -95,7 +97,9 @@ def seal_details(
     index_key = vault.keys.index_key()
 
     def seal(name: str, value: str | None) -> bytes | None:
-        return None if value is None else ids.seal_field(key, value, ids.field_ad(recording_id, name))
+        return (
+            None if value is None else ids.seal_field(key, value, ids.field_ad(recording_id, name))
+        )
 
     caller = details.caller.value if details.caller else None
     pnr = details.personnummer.value if details.personnummer else None
@@ -123,7 +127,10 @@ class OpenedDetails:
 
 
 def open_details(
-    recording_id: uuid.UUID, dek: bytes, enc_caller: bytes | None, enc_pnr: bytes | None,
+    recording_id: uuid.UUID,
+    dek: bytes,
+    enc_caller: bytes | None,
+    enc_pnr: bytes | None,
     enc_call_id: bytes | None,
 ) -> OpenedDetails:
     key = hierarchy.metadata_key(dek, recording_id)

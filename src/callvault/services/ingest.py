@@ -60,7 +60,11 @@ def ingest(vault: Vault, principal: Principal, path: Path, details: CallDetails)
         existing = tx.find_by_fingerprint(fingerprint)
         if existing is not None and existing.state == ACTIVE:
             audit.record(
-                vault, tx, principal, Action.RECORDING_INGEST, recording_id=existing.id,
+                vault,
+                tx,
+                principal,
+                Action.RECORDING_INGEST,
+                recording_id=existing.id,
                 detail={"duplicate": True},
             )
             return IngestResult(existing.id, True, existing.duration_ms / 1000)
@@ -73,15 +77,25 @@ def ingest(vault: Vault, principal: Principal, path: Path, details: CallDetails)
     ad = cv1.associated_data(recording_id, dek_id, facts.media_type)
     sealed = seal_details(vault, details, recording_id, dek, facts.peaks)
     row = _pending_row(
-        recording_id, fingerprint, bucket.id, dek_id,
+        recording_id,
+        fingerprint,
+        bucket.id,
+        dek_id,
         keyring.wrap_dek(vault, bucket, recording_id, dek_id, dek),
-        cv1.key_commitment(dek, ad), facts, details, sealed, retention_class, vault.now(),
+        cv1.key_commitment(dek, ad),
+        facts,
+        details,
+        sealed,
+        retention_class,
+        vault.now(),
     )
     with vault.store.transaction() as tx:
         tx.insert_recording(row)
 
     plain_hash, cipher_hash = hashlib.sha256(), hashlib.sha256()
-    chunks = _hashing(cv1.encrypt_stream(dek, ad, _hashing(_read_chunks(path), plain_hash)), cipher_hash)
+    chunks = _hashing(
+        cv1.encrypt_stream(dek, ad, _hashing(_read_chunks(path), plain_hash)), cipher_hash
+    )
     size = vault.blobs.put(row.object_name, chunks)
     if plain_hash.digest() != digest:
         _reclaim(vault, row)
@@ -113,21 +127,48 @@ def _reclaim(vault: Vault, row: RecordingRow) -> None:
 
 
 def _pending_row(
-    recording_id: uuid.UUID, fingerprint: bytes, bucket_kek_id: int, dek_id: bytes,
-    wrapped_dek: bytes, commitment: bytes, f: AudioFacts, details: CallDetails,
-    sealed: SealedDetails, retention_class: str, now: dt.datetime,
+    recording_id: uuid.UUID,
+    fingerprint: bytes,
+    bucket_kek_id: int,
+    dek_id: bytes,
+    wrapped_dek: bytes,
+    commitment: bytes,
+    f: AudioFacts,
+    details: CallDetails,
+    sealed: SealedDetails,
+    retention_class: str,
+    now: dt.datetime,
 ) -> RecordingRow:
     return RecordingRow(
-        id=recording_id, state=PENDING, object_name=new_object_name(), fingerprint=fingerprint,
-        bucket_kek_id=bucket_kek_id, dek_id=dek_id, wrapped_dek=wrapped_dek,
-        commitment=commitment, media_type=f.media_type, container=f.container,
-        codec=f.codec, sample_rate=f.sample_rate, channels=f.channels,
-        frames=f.frames, duration_ms=round(f.duration_seconds * 1000),
-        plaintext_size=f.size_bytes, ciphertext_size=None, ciphertext_sha256=None,
-        care_unit=details.care_unit, agent=details.agent, started_at=details.started_at,
-        retention_class=retention_class, created_at=now,
-        caller_bidx=sealed.caller_bidx, pnr_bidx=sealed.pnr_bidx, call_id_bidx=sealed.call_id_bidx,
-        enc_caller=sealed.enc_caller, enc_pnr=sealed.enc_pnr, enc_call_id=sealed.enc_call_id,
+        id=recording_id,
+        state=PENDING,
+        object_name=new_object_name(),
+        fingerprint=fingerprint,
+        bucket_kek_id=bucket_kek_id,
+        dek_id=dek_id,
+        wrapped_dek=wrapped_dek,
+        commitment=commitment,
+        media_type=f.media_type,
+        container=f.container,
+        codec=f.codec,
+        sample_rate=f.sample_rate,
+        channels=f.channels,
+        frames=f.frames,
+        duration_ms=round(f.duration_seconds * 1000),
+        plaintext_size=f.size_bytes,
+        ciphertext_size=None,
+        ciphertext_sha256=None,
+        care_unit=details.care_unit,
+        agent=details.agent,
+        started_at=details.started_at,
+        retention_class=retention_class,
+        created_at=now,
+        caller_bidx=sealed.caller_bidx,
+        pnr_bidx=sealed.pnr_bidx,
+        call_id_bidx=sealed.call_id_bidx,
+        enc_caller=sealed.enc_caller,
+        enc_pnr=sealed.enc_pnr,
+        enc_call_id=sealed.enc_call_id,
         enc_peaks=sealed.enc_peaks,
     )
 

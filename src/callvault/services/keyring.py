@@ -28,7 +28,9 @@ def bucket_kek(vault: Vault, row: BucketKekRow) -> bytes:
     if cached is not None:
         return cached
     bucket = hierarchy.BucketId(row.month, row.retention_class)
-    kek = vault.keys.unwrap(row.root_version, row.wrapped, hierarchy.bucket_kek_ad(bucket, row.version))
+    kek = vault.keys.unwrap(
+        row.root_version, row.wrapped, hierarchy.bucket_kek_ad(bucket, row.version)
+    )
     vault._bucket_kek_cache[row.id] = kek
     return kek
 
@@ -50,20 +52,30 @@ def current_bucket(vault: Vault, month: str, retention_class: str) -> BucketKekR
         return row
 
 
-def _new_bucket_version(vault: Vault, month: str, retention_class: str, version: int) -> BucketKekRow:
+def _new_bucket_version(
+    vault: Vault, month: str, retention_class: str, version: int
+) -> BucketKekRow:
     bucket = hierarchy.BucketId(month, retention_class)
     kek = hierarchy.new_bucket_kek()
     root_version, wrapped = vault.keys.wrap(kek, hierarchy.bucket_kek_ad(bucket, version))
     with vault.store.transaction() as tx:
-        row = tx.insert_bucket_kek(month, retention_class, version, root_version, wrapped, vault.now())
+        row = tx.insert_bucket_kek(
+            month, retention_class, version, root_version, wrapped, vault.now()
+        )
     vault._bucket_kek_cache[row.id] = kek
     return row
 
 
-def wrap_dek(vault: Vault, bucket: BucketKekRow, recording_id: uuid.UUID, dek_id: bytes, dek: bytes) -> bytes:
+def wrap_dek(
+    vault: Vault, bucket: BucketKekRow, recording_id: uuid.UUID, dek_id: bytes, dek: bytes
+) -> bytes:
     return hierarchy.wrap_dek(
-        bucket_kek(vault, bucket), dek, recording_id=recording_id, dek_id=dek_id,
-        bucket=hierarchy.BucketId(bucket.month, bucket.retention_class), kek_version=bucket.version,
+        bucket_kek(vault, bucket),
+        dek,
+        recording_id=recording_id,
+        dek_id=dek_id,
+        bucket=hierarchy.BucketId(bucket.month, bucket.retention_class),
+        kek_version=bucket.version,
     )
 
 
@@ -72,8 +84,12 @@ def unwrap_dek(vault: Vault, tx: Transaction, row: RecordingRow) -> bytes:
     if bucket is None:
         raise KeyUnavailable("the recording's bucket key has been destroyed")
     return hierarchy.unwrap_dek(
-        bucket_kek(vault, bucket), row.wrapped_dek, recording_id=row.id, dek_id=row.dek_id,
-        bucket=hierarchy.BucketId(bucket.month, bucket.retention_class), kek_version=bucket.version,
+        bucket_kek(vault, bucket),
+        row.wrapped_dek,
+        recording_id=row.id,
+        dek_id=row.dek_id,
+        bucket=hierarchy.BucketId(bucket.month, bucket.retention_class),
+        kek_version=bucket.version,
     )
 
 
@@ -109,7 +125,9 @@ def rotate(vault: Vault, principal: Principal) -> RotationReport:
     retired = _retire_unused_roots(vault)
     report = RotationReport(root_version, len(fresh), moved, retired)
     audit.record_alone(
-        vault, principal, Action.KEY_ROTATE,
+        vault,
+        principal,
+        Action.KEY_ROTATE,
         detail={"root_version": root_version, "buckets": len(fresh), "deks": moved},
     )
     return report
@@ -165,7 +183,9 @@ def _rewrap_bucket_roots(vault: Vault, root_version: int) -> None:
         rows = [r for r in tx.bucket_keks() if r.root_version != root_version]
     for row in rows:
         kek = bucket_kek(vault, row)
-        ad = hierarchy.bucket_kek_ad(hierarchy.BucketId(row.month, row.retention_class), row.version)
+        ad = hierarchy.bucket_kek_ad(
+            hierarchy.BucketId(row.month, row.retention_class), row.version
+        )
         version, wrapped = vault.keys.wrap(kek, ad)
         with vault.store.transaction() as tx:
             tx.update_bucket_kek_wrap(row.id, version, wrapped)

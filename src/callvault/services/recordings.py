@@ -15,8 +15,13 @@ from callvault.core import identifiers as ids
 from callvault.core.access import Principal
 from callvault.core.audit import Action, Outcome
 from callvault.core.errors import IntegrityError, InvalidInput, NotFound
-from callvault.core.recordings import ACTIVE, RecordingRow, SearchCriteria, validate_care_unit
-from callvault.core.recordings import validate_agent
+from callvault.core.recordings import (
+    ACTIVE,
+    RecordingRow,
+    SearchCriteria,
+    validate_agent,
+    validate_care_unit,
+)
 from callvault.services import audit, keyring
 from callvault.services.context import Vault
 from callvault.services.details import OpenedDetails, call_id_index, open_details, parse_timestamp
@@ -63,9 +68,13 @@ def _criteria(vault: Vault, q: SearchQuery) -> SearchCriteria:
     today = vault.now().date()
     criteria = SearchCriteria(
         caller_bidx=ids.blind_index(key, "phone", ids.PhoneNumber.parse(q.caller).value)
-        if q.caller else None,
-        pnr_bidx=ids.blind_index(key, "pnr", ids.PersonalNumber.parse(q.personnummer, today=today).value)
-        if q.personnummer else None,
+        if q.caller
+        else None,
+        pnr_bidx=ids.blind_index(
+            key, "pnr", ids.PersonalNumber.parse(q.personnummer, today=today).value
+        )
+        if q.personnummer
+        else None,
         call_id_bidx=call_id_index(key, q.call_id.strip()) if q.call_id else None,
         care_unit=validate_care_unit(q.care_unit) if q.care_unit else None,
         agent=validate_agent(q.agent) if q.agent else None,
@@ -116,8 +125,16 @@ def show(vault: Vault, principal: Principal, recording_id: uuid.UUID) -> Detail:
     opened = _open(vault, row)
     audit.record_alone(vault, principal, Action.RECORDING_VIEW, recording_id=row.id)
     return Detail(
-        _summary(row), opened.caller, opened.personnummer, opened.call_id, row.codec,
-        row.sample_rate, row.channels, row.retention_class, row.plaintext_size, row.created_at,
+        _summary(row),
+        opened.caller,
+        opened.personnummer,
+        opened.call_id,
+        row.codec,
+        row.sample_rate,
+        row.channels,
+        row.retention_class,
+        row.plaintext_size,
+        row.created_at,
     )
 
 
@@ -133,7 +150,12 @@ def _active(
         row = tx.get_recording(recording_id)
     if row is None or row.state != ACTIVE:
         audit.record_alone(
-            vault, principal, action, Outcome.FAILED, recording_id=recording_id, reason=reason,
+            vault,
+            principal,
+            action,
+            Outcome.FAILED,
+            recording_id=recording_id,
+            reason=reason,
             detail={"error": "not_found"},
         )
         raise NotFound("recording")
@@ -163,7 +185,9 @@ def export(
     ad = cv1.associated_data(row.id, row.dek_id, row.media_type)
     cv1.check_commitment(dek, ad, row.commitment)
     check_ciphertext(vault, row)
-    audit.record_alone(vault, principal, Action.RECORDING_EXPORT, recording_id=row.id, reason=reason.strip())
+    audit.record_alone(
+        vault, principal, Action.RECORDING_EXPORT, recording_id=row.id, reason=reason.strip()
+    )
     read = object_reader(vault, row)
     assert row.ciphertext_size is not None
     size = _write_exclusive(out, cv1.decrypt_stream(dek, ad, read, row.ciphertext_size))
@@ -198,7 +222,13 @@ def check_ciphertext(vault: Vault, row: RecordingRow) -> None:
 
 
 def _write_exclusive(out: Path, chunks: Iterator[bytes]) -> int:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags = (
+        os.O_WRONLY
+        | os.O_CREAT
+        | os.O_EXCL
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+    )
     try:
         fd = os.open(out, flags, 0o600)
     except FileExistsError:

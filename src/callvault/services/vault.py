@@ -26,6 +26,12 @@ def initialise(vault: Vault, principal: Principal) -> str:
         vault_id = vault.origin.rsplit("/", 1)[-1] or str(uuid.uuid4())
         tx.set_info(VAULT_ID, vault_id)
         audit.record(vault, tx, principal, Action.VAULT_INIT)
-        audit.record(vault, tx, principal, Action.KEY_INIT, detail={"root_version": vault.keys.current_version()})
+        audit.record(
+            vault,
+            tx,
+            principal,
+            Action.KEY_INIT,
+            detail={"root_version": vault.keys.current_version()},
+        )
     audit.checkpoint(vault, principal)
     return vault_id

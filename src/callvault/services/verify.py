@@ -52,7 +52,9 @@ def verify_vault(vault: Vault, principal: Principal) -> VaultReport:
             report.problems.append(f"object {name} belongs to no recording")
     report.audit = audit.verify(vault, principal)
     audit.record_alone(
-        vault, principal, Action.VAULT_VERIFY,
+        vault,
+        principal,
+        Action.VAULT_VERIFY,
         outcome=Outcome.SUCCESS if report.ok else Outcome.FAILED,
         detail={"problems": len(report.problems)},
     )
@@ -67,7 +69,8 @@ def _check_recording(vault: Vault, row: RecordingRow) -> str | None:
         check_ciphertext(vault, row)
         assert row.ciphertext_size is not None
         plain = sum(
-            len(c) for c in cv1.decrypt_stream(dek, ad, object_reader(vault, row), row.ciphertext_size)
+            len(c)
+            for c in cv1.decrypt_stream(dek, ad, object_reader(vault, row), row.ciphertext_size)
         )
         if plain != row.plaintext_size:
             return "plaintext length differs from the row"

@@ -254,16 +254,13 @@ class SqlTransaction:
         wrapped: bytes,
         created_at: dt.datetime,
     ) -> BucketKekRow:
-        values = {
-            "month": month,
-            "retention_class": retention_class,
-            "version": version,
-            "root_version": root_version,
-            "wrapped": wrapped,
-            "created_at": created_at,
-        }
-        new_id = self._c.execute(insert(bucket_keks).values(**values)).inserted_primary_key[0]
-        return BucketKekRow(id=new_id, **values)
+        row = BucketKekRow(0, month, retention_class, version, root_version, wrapped, created_at)
+        values = dataclasses.asdict(row)
+        del values["id"]
+        result = self._c.execute(insert(bucket_keks).values(**values))
+        key = result.inserted_primary_key
+        assert key is not None
+        return dataclasses.replace(row, id=int(key[0]))
 
     def get_bucket_kek(self, bucket_kek_id: int) -> BucketKekRow | None:
         row = self._c.execute(select(bucket_keks).where(bucket_keks.c.id == bucket_kek_id)).first()
@@ -321,7 +318,7 @@ class SqlTransaction:
             .where(audit_head.c.id == 1)
             .values(size=size + len(rows), frontier=frontier.to_bytes())
         )
-        return [r["seq"] for r in rows]
+        return list(range(size, size + len(rows)))
 
     def audit_head(self) -> tuple[int, bytes]:
         row = self._c.execute(select(audit_head).where(audit_head.c.id == 1)).first()

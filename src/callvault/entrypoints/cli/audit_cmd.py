@@ -13,13 +13,15 @@ from callvault.services import audit
 def register(commands: Any) -> None:
     p = commands.add_parser("audit", help="the tamper-evident access log")
     sub = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    sub.add_parser("verify", help="recompute the Merkle tree, check signed checkpoints").set_defaults(
-        handler=cmd_verify
-    )
+    sub.add_parser(
+        "verify", help="recompute the Merkle tree, check signed checkpoints"
+    ).set_defaults(handler=cmd_verify)
     t = sub.add_parser("tail", help="the newest entries")
     t.add_argument("-n", type=int, default=20)
     t.set_defaults(handler=cmd_tail)
-    sub.add_parser("checkpoint", help="sign the current tree head").set_defaults(handler=cmd_checkpoint)
+    sub.add_parser("checkpoint", help="sign the current tree head").set_defaults(
+        handler=cmd_checkpoint
+    )
 
 
 def cmd_verify(args: argparse.Namespace, principal: Principal) -> int:

@@ -13,9 +13,9 @@ from callvault.services import keyring
 def register(commands: Any) -> None:
     keys = commands.add_parser("keys", help="key hierarchy: status and rotation")
     sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
-    sub.add_parser("rotate", help="new root and bucket KEK versions; re-wrap all keys").set_defaults(
-        handler=cmd_rotate
-    )
+    sub.add_parser(
+        "rotate", help="new root and bucket KEK versions; re-wrap all keys"
+    ).set_defaults(handler=cmd_rotate)
     sub.add_parser("status", help="key versions and how many recordings each holds").set_defaults(
         handler=cmd_status
     )
@@ -34,7 +34,9 @@ def cmd_rotate(args: argparse.Namespace, principal: Principal) -> int:
 def cmd_status(args: argparse.Namespace, principal: Principal) -> int:
     with opened(args) as vault:
         s = keyring.status(vault, principal)
-    print(f"root KEK: current version {s.root_current}; held: {', '.join(map(str, s.root_versions))}")
+    print(
+        f"root KEK: current version {s.root_current}; held: {', '.join(map(str, s.root_versions))}"
+    )
     print(f"{'bucket':<18} {'version':>7} {'root':>5} {'recordings':>10}")
     for month, klass, version, root, count in s.buckets:
         print(f"{month + '/' + klass:<18} {version:>7} {root:>5} {count:>10}")

@@ -51,9 +51,14 @@ def register(commands: Any) -> None:
 def cmd_ingest(args: argparse.Namespace, principal: Principal) -> int:
     with opened(args) as vault:
         details = CallDetails.parse(
-            care_unit=args.care_unit, started_at=args.started_at, today=vault.now().date(),
-            caller=args.caller, personnummer=args.personnummer, agent=args.agent,
-            call_id=args.call_id, retention_class=args.retention_class,
+            care_unit=args.care_unit,
+            started_at=args.started_at,
+            today=vault.now().date(),
+            caller=args.caller,
+            personnummer=args.personnummer,
+            agent=args.agent,
+            call_id=args.call_id,
+            retention_class=args.retention_class,
         )
         result = ingest(vault, principal, args.file, details)
     state = "already in the vault" if result.duplicate else "stored"
@@ -65,14 +70,20 @@ def cmd_search(args: argparse.Namespace, principal: Principal) -> int:
     query = SearchQuery(
         caller=" ".join(args.caller) if args.caller else None,
         personnummer=" ".join(args.personnummer) if args.personnummer else None,
-        call_id=args.call_id, care_unit=args.care_unit, agent=args.agent,
-        started_from=args.started_from, started_to=args.started_to, limit=args.limit,
+        call_id=args.call_id,
+        care_unit=args.care_unit,
+        agent=args.agent,
+        started_from=args.started_from,
+        started_to=args.started_to,
+        limit=args.limit,
     )
     with opened(args) as vault:
         results = search(vault, principal, query)
     for r in results:
         started = r.started_at.strftime("%Y-%m-%dT%H:%M:%SZ")
-        print(f"{r.id}  {started}  {r.care_unit:<16} {r.agent or '-':<12} {r.duration_seconds:8.1f} s")
+        print(
+            f"{r.id}  {started}  {r.care_unit:<16} {r.agent or '-':<12} {r.duration_seconds:8.1f} s"
+        )
     print(f"{len(results)} recording(s)")
     return 0
 
@@ -82,12 +93,18 @@ def cmd_show(args: argparse.Namespace, principal: Principal) -> int:
         d = show(vault, principal, parse_recording_id(args.id))
     s = d.summary
     for label, value in (
-        ("id", s.id), ("started at", s.started_at.isoformat()), ("care unit", s.care_unit),
-        ("agent", s.agent or "-"), ("caller", d.caller or "-"),
-        ("personnummer", _pnr(d.personnummer)), ("call id", d.call_id or "-"),
-        ("duration", f"{s.duration_seconds:.2f} s"), ("media type", s.media_type),
+        ("id", s.id),
+        ("started at", s.started_at.isoformat()),
+        ("care unit", s.care_unit),
+        ("agent", s.agent or "-"),
+        ("caller", d.caller or "-"),
+        ("personnummer", _pnr(d.personnummer)),
+        ("call id", d.call_id or "-"),
+        ("duration", f"{s.duration_seconds:.2f} s"),
+        ("media type", s.media_type),
         ("codec", f"{d.codec}, {d.sample_rate} Hz, {d.channels} ch"),
-        ("size", f"{d.plaintext_size} bytes"), ("retention", d.retention_class),
+        ("size", f"{d.plaintext_size} bytes"),
+        ("retention", d.retention_class),
         ("stored at", d.created_at.isoformat()),
     ):
         print(f"{label:>13}: {value}")
