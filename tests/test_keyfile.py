@@ -107,7 +107,7 @@ class TestCreateAndOpen:
         provider = KeyfileProvider.create(key_path, PASSPHRASE)
         elapsed = time.perf_counter() - started
         doc = json.loads(key_path.read_bytes())
-        assert (doc["kdf"]["t"], doc["kdf"]["m_kib"], doc["kdf"]["p"]) == (3, 196_608, 1)
+        assert (doc["kdf"]["t"], doc["kdf"]["m_kib"], doc["kdf"]["p"]) == (6, 65_536, 1)
         assert provider.kdf_params == DEFAULT_KDF
         assert KeyfileProvider.open(key_path, PASSPHRASE).index_key() == provider.index_key()
         assert elapsed < 10, "Argon2 defaults must stay interactive"

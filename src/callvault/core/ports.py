@@ -228,6 +228,10 @@ class Transaction(Protocol):
 
     def add_checkpoint(self, size: int, note: str, created_at: dt.datetime) -> None: ...
 
+    def latest_checkpoint_size(self) -> int | None:
+        """Tree size of the newest stored checkpoint, None if there is none."""
+        ...
+
     # vault-wide settings (non-secret)
     def get_info(self, key: str) -> str | None: ...
 

@@ -114,17 +114,33 @@ def verifier_key(vault: Vault) -> str:
 
 
 def checkpoint(vault: Vault, principal: Principal) -> str:
-    """Sign the current tree head and store it; returns the signed note."""
+    """Sign the current tree head (including this request's entry); return the note."""
     with vault.store.transaction() as tx:
         record(vault, tx, principal, Action.AUDIT_CHECKPOINT)
-        size, frontier = tx.audit_head()
-        root = merkle.Frontier.from_bytes(frontier).root()
-        note = log.sign_checkpoint(
-            log.Checkpoint(vault.origin, size, root),
-            vault.keys.audit_signing_seed(),
-            key_name(vault),
-        )
-        tx.add_checkpoint(size, note, vault.now())
+        return _sign_head(vault, tx)
+
+
+def seal(vault: Vault) -> str | None:
+    """Checkpoint the log if it grew since the last checkpoint.
+
+    Run after every command, so entries are anchored by a signature without
+    anyone remembering to ask; it writes no entry of its own, or the log
+    would never stop growing.
+    """
+    with vault.store.transaction() as tx:
+        size, _ = tx.audit_head()
+        if size == 0 or tx.latest_checkpoint_size() == size:
+            return None
+        return _sign_head(vault, tx)
+
+
+def _sign_head(vault: Vault, tx: Transaction) -> str:
+    size, frontier = tx.audit_head()
+    root = merkle.Frontier.from_bytes(frontier).root()
+    note = log.sign_checkpoint(
+        log.Checkpoint(vault.origin, size, root), vault.keys.audit_signing_seed(), key_name(vault)
+    )
+    tx.add_checkpoint(size, note, vault.now())
     return note
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
+from callvault.services import audit
 from callvault.services.context import Vault
 
 Prompt = Callable[[], str]
@@ -40,4 +41,7 @@ def opened(args: argparse.Namespace) -> Iterator[Vault]:
     try:
         yield vault
     finally:
-        vault.close()
+        try:
+            audit.seal(vault)
+        finally:
+            vault.close()
