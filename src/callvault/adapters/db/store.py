@@ -9,8 +9,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Engine,
+    Executable,
+    Table,
+    and_,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from callvault.adapters.db import migrate
@@ -22,7 +36,13 @@ from callvault.adapters.db.schema import (
     recordings,
     vault_info,
 )
-from callvault.core.errors import AlreadyExists, ConfigError, StorageError
+from callvault.core.errors import (
+    AlreadyExists,
+    CallvaultError,
+    ConfigError,
+    Conflict,
+    StorageError,
+)
 from callvault.core.merkle import Frontier
 from callvault.core.ports import AuditRecord
 from callvault.core.recordings import ACTIVE, PENDING, BucketKekRow, RecordingRow, SearchCriteria
@@ -43,9 +63,41 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+_READ_ONLY = "callvault_read_only"
+
+
 def _sqlite_begin(conn: Connection) -> None:
     # Take the write lock at BEGIN so two writers never deadlock on upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Pure reads begin deferred: under WAL they read a snapshot beside the
+    # writer instead of queueing behind it for the write lock.
+    read_only = conn.get_execution_options().get(_READ_ONLY, False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+# Constraint failures the port names: a taken key, and a reference to a
+# missing row (or from a remaining one).  Any other refusal (a trigger, NOT
+# NULL) is the backend failing the write: StorageError.
+_UNIQUE = {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY", "23505"}
+_FOREIGN_KEY = {"SQLITE_CONSTRAINT_FOREIGNKEY", "23503"}
+
+
+def translate(exc: sa_exc.SQLAlchemyError) -> CallvaultError:
+    """The core error for a driver error; driver messages are never passed on
+    (PostgreSQL quotes the offending key values in them)."""
+    orig = getattr(exc, "orig", None)
+    # sqlite3 names its extended result code; psycopg gives the SQLSTATE.
+    code = getattr(orig, "sqlite_errorname", None) or getattr(orig, "sqlstate", None)
+    if isinstance(exc, sa_exc.IntegrityError) and code in _UNIQUE:
+        return AlreadyExists("record")
+    if isinstance(exc, sa_exc.IntegrityError) and code in _FOREIGN_KEY:
+        return Conflict("the change would break a reference between records")
+    return StorageError("metadata database")
+
+
+def _insert_or_merge(conn: Connection, table: Table) -> Any:
+    """An INSERT that can say ON CONFLICT (both dialects spell it alike)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
 
 
 def create_engine_for(url: str) -> Engine:
@@ -86,11 +138,15 @@ class SqlMetadataStore:
     def transaction(self) -> Iterator[SqlTransaction]:
         try:
             with self._engine.begin() as conn:
-                yield SqlTransaction(conn)
-        except sa_exc.IntegrityError as exc:
-            raise AlreadyExists("record", detail=type(exc.orig).__name__) from None
+                tx = SqlTransaction(conn)
+                yield tx
+                if tx.failed:
+                    # The caller caught a failed statement's error and carried
+                    # on.  PostgreSQL has aborted the transaction already and
+                    # SQLite would commit the rest: neither may happen silently.
+                    raise StorageError("a statement of this transaction failed; nothing committed")
         except sa_exc.SQLAlchemyError as exc:
-            raise StorageError("metadata database") from exc
+            raise translate(exc) from exc
 
     def iter_recordings(self, batch: int = 1000) -> Iterator[RecordingRow]:
         last: uuid.UUID | None = None
@@ -133,7 +189,7 @@ class SqlMetadataStore:
     def _read(self) -> Iterator[Connection]:
         try:
             with self._engine.connect() as conn:
-                yield conn
+                yield conn.execution_options(**{_READ_ONLY: True})
         except sa_exc.SQLAlchemyError as exc:
             raise StorageError("metadata database") from exc
 
@@ -155,29 +211,56 @@ def _bucket(row: Any) -> BucketKekRow:
 
 
 class SqlTransaction:
-    """The Transaction port on one open SQLAlchemy connection."""
+    """The Transaction port on one open SQLAlchemy connection.
+
+    Every statement goes through ``_exec``, which turns driver errors into
+    core errors at the call.  After a failed statement the transaction is
+    doomed: later statements raise ``StorageError`` and it never commits.
+    """
 
     def __init__(self, conn: Connection) -> None:
         self._c = conn
+        self.failed = False
+
+    def _exec(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
+        if self.failed:
+            raise StorageError("an earlier statement of this transaction failed")
+        try:
+            return self._c.execute(statement, params)
+        except sa_exc.SQLAlchemyError as exc:
+            self.failed = True
+            raise translate(exc) from exc
+
+    def _rows(self, statement: Executable) -> list[Any]:
+        result = self._exec(statement)
+        try:
+            return list(result.all())
+        except sa_exc.SQLAlchemyError as exc:
+            self.failed = True
+            raise translate(exc) from exc
+
+    def _first(self, statement: Executable) -> Any:
+        rows = self._rows(statement)
+        return rows[0] if rows else None
 
     # recordings -------------------------------------------------------------
 
     def insert_recording(self, row: RecordingRow) -> None:
-        self._c.execute(insert(recordings).values(**dataclasses.asdict(row)))
+        self._exec(insert(recordings).values(**dataclasses.asdict(row)))
 
     def get_recording(self, recording_id: uuid.UUID) -> RecordingRow | None:
-        row = self._c.execute(select(recordings).where(recordings.c.id == recording_id)).first()
+        row = self._first(select(recordings).where(recordings.c.id == recording_id))
         return _recording(row) if row else None
 
     def find_by_fingerprint(self, fingerprint: bytes) -> RecordingRow | None:
         query = select(recordings).where(recordings.c.fingerprint == fingerprint)
-        row = self._c.execute(query).first()
+        row = self._first(query)
         return _recording(row) if row else None
 
     def activate_recording(
         self, recording_id: uuid.UUID, ciphertext_size: int, ciphertext_sha256: bytes
     ) -> bool:
-        result = self._c.execute(
+        result = self._exec(
             update(recordings)
             .where(and_(recordings.c.id == recording_id, recordings.c.state == PENDING))
             .values(
@@ -187,7 +270,7 @@ class SqlTransaction:
         return result.rowcount == 1
 
     def delete_recording(self, recording_id: uuid.UUID) -> None:
-        self._c.execute(delete(recordings).where(recordings.c.id == recording_id))
+        self._exec(delete(recordings).where(recordings.c.id == recording_id))
 
     def search(self, criteria: SearchCriteria) -> list[RecordingRow]:
         c = recordings.c
@@ -211,7 +294,7 @@ class SqlTransaction:
             .order_by(c.started_at.desc(), c.id)
             .limit(criteria.limit)
         )
-        return [_recording(r) for r in self._c.execute(query)]
+        return [_recording(r) for r in self._rows(query)]
 
     def rewrap_dek(
         self,
@@ -220,7 +303,7 @@ class SqlTransaction:
         new_bucket_kek_id: int,
         wrapped: bytes,
     ) -> bool:
-        result = self._c.execute(
+        result = self._exec(
             update(recordings)
             .where(
                 and_(
@@ -242,7 +325,7 @@ class SqlTransaction:
             .order_by(bucket_keks.c.version.desc())
             .limit(1)
         )
-        row = self._c.execute(query).first()
+        row = self._first(query)
         return _bucket(row) if row else None
 
     def insert_bucket_kek(
@@ -257,39 +340,39 @@ class SqlTransaction:
         row = BucketKekRow(0, month, retention_class, version, root_version, wrapped, created_at)
         values = dataclasses.asdict(row)
         del values["id"]
-        result = self._c.execute(insert(bucket_keks).values(**values))
+        result = self._exec(insert(bucket_keks).values(**values))
         key = result.inserted_primary_key
         assert key is not None
         return dataclasses.replace(row, id=int(key[0]))
 
     def get_bucket_kek(self, bucket_kek_id: int) -> BucketKekRow | None:
-        row = self._c.execute(select(bucket_keks).where(bucket_keks.c.id == bucket_kek_id)).first()
+        row = self._first(select(bucket_keks).where(bucket_keks.c.id == bucket_kek_id))
         return _bucket(row) if row else None
 
     def bucket_keks(self) -> list[BucketKekRow]:
-        return [_bucket(r) for r in self._c.execute(select(bucket_keks).order_by(bucket_keks.c.id))]
+        return [_bucket(r) for r in self._rows(select(bucket_keks).order_by(bucket_keks.c.id))]
 
     def update_bucket_kek_wrap(self, bucket_kek_id: int, root_version: int, wrapped: bytes) -> None:
-        self._c.execute(
+        self._exec(
             update(bucket_keks)
             .where(bucket_keks.c.id == bucket_kek_id)
             .values(root_version=root_version, wrapped=wrapped)
         )
 
     def delete_bucket_kek(self, bucket_kek_id: int) -> None:
-        self._c.execute(delete(bucket_keks).where(bucket_keks.c.id == bucket_kek_id))
+        self._exec(delete(bucket_keks).where(bucket_keks.c.id == bucket_kek_id))
 
     def dek_counts(self) -> dict[int, int]:
         query = select(recordings.c.bucket_kek_id, func.count()).group_by(
             recordings.c.bucket_kek_id
         )
-        return {bucket_id: count for bucket_id, count in self._c.execute(query)}
+        return {int(r[0]): int(r[1]) for r in self._rows(query)}
 
     def recording_ids_under(self, bucket_kek_id: int, limit: int) -> list[uuid.UUID]:
         query = (
             select(recordings.c.id).where(recordings.c.bucket_kek_id == bucket_kek_id).limit(limit)
         )
-        return [r.id for r in self._c.execute(query)]
+        return [r.id for r in self._rows(query)]
 
     # audit log ---------------------------------------------------------------
 
@@ -312,8 +395,8 @@ class SqlTransaction:
                 }
             )
         if rows:
-            self._c.execute(insert(audit_entries), rows)
-        self._c.execute(
+            self._exec(insert(audit_entries), rows)
+        self._exec(
             update(audit_head)
             .where(audit_head.c.id == 1)
             .values(size=size + len(rows), frontier=frontier.to_bytes())
@@ -321,39 +404,44 @@ class SqlTransaction:
         return list(range(size, size + len(rows)))
 
     def audit_head(self) -> tuple[int, bytes]:
-        row = self._c.execute(select(audit_head).where(audit_head.c.id == 1)).first()
+        row = self._first(select(audit_head).where(audit_head.c.id == 1))
         if row is None:
             return 0, Frontier().to_bytes()
         return row.size, row.frontier
 
     def add_checkpoint(self, size: int, note: str, created_at: dt.datetime) -> None:
-        exists = self._c.execute(
-            select(audit_checkpoints.c.size).where(audit_checkpoints.c.size == size)
-        ).first()
-        if exists is None:
-            self._c.execute(
-                insert(audit_checkpoints).values(size=size, note=note, created_at=created_at)
-            )
+        # Idempotent without a check-then-insert race: the first note stays.
+        statement = _insert_or_merge(self._c, audit_checkpoints).values(
+            size=size, note=note, created_at=created_at
+        )
+        self._exec(statement.on_conflict_do_nothing(index_elements=["size"]))
+
+    def latest_checkpoint_size(self) -> int | None:
+        row = self._first(select(func.max(audit_checkpoints.c.size)))
+        return None if row is None or row[0] is None else int(row[0])
 
     def _lock_audit_head(self) -> tuple[int, bytes]:
         query = select(audit_head).where(audit_head.c.id == 1)
         if self._c.dialect.name == "postgresql":
             query = query.with_for_update()
-        row = self._c.execute(query).first()
+        row = self._first(query)
         if row is None:
+            # The first append ever creates the head row.  Two first appenders
+            # on PostgreSQL would both see none: ON CONFLICT makes the second
+            # wait for the first and keep its row, then it locks that row.
             empty = Frontier().to_bytes()
-            self._c.execute(insert(audit_head).values(id=1, size=0, frontier=empty))
-            return 0, empty
+            seed = _insert_or_merge(self._c, audit_head).values(id=1, size=0, frontier=empty)
+            self._exec(seed.on_conflict_do_nothing(index_elements=["id"]))
+            row = self._first(query)
+        assert row is not None
         return row.size, row.frontier
 
     # vault info ----------------------------------------------------------------
 
     def get_info(self, key: str) -> str | None:
-        row = self._c.execute(select(vault_info.c.value).where(vault_info.c.key == key)).first()
+        row = self._first(select(vault_info.c.value).where(vault_info.c.key == key))
         return row.value if row else None
 
     def set_info(self, key: str, value: str) -> None:
-        if self.get_info(key) is None:
-            self._c.execute(insert(vault_info).values(key=key, value=value))
-        else:
-            self._c.execute(update(vault_info).where(vault_info.c.key == key).values(value=value))
+        statement = _insert_or_merge(self._c, vault_info).values(key=key, value=value)
+        self._exec(statement.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
