@@ -382,3 +382,29 @@ class TestReadPassphrase:
         }[source]
         with pytest.raises(InvalidInput):
             read_passphrase(env, lambda: "")
+
+
+class TestSeveralProcesses:
+    """Each process holds its own provider on the one key file."""
+
+    def test_a_rotation_elsewhere_is_seen_before_the_next_wrap(self, created, key_path):
+        other = KeyfileProvider.open(key_path, PASSPHRASE)
+        new_version = created.rotate()
+        version, blob = other.wrap(b"bucket key", b"ad")
+        assert version == new_version == other.current_version()
+        assert created.unwrap(version, blob, b"ad") == b"bucket key"
+
+    def test_a_retirement_elsewhere_is_seen(self, created, key_path):
+        other = KeyfileProvider.open(key_path, PASSPHRASE)
+        old, blob = other.wrap(b"bucket key", b"ad")
+        created.rotate()
+        created.retire(old)
+        with pytest.raises(KeyUnavailable):
+            other.unwrap(old, blob, b"ad")
+        assert other.versions() == created.versions()
+
+    def test_a_resealed_file_stops_the_stale_process(self, created, key_path):
+        other = KeyfileProvider.open(key_path, PASSPHRASE)
+        created.change_passphrase(b"a different passphrase", kdf_params=FAST)
+        with pytest.raises(KeyUnavailable, match="resealed"):
+            other.wrap(b"x", b"ad")

@@ -94,9 +94,23 @@ def create_vault(settings: Settings, prompt: Prompt | None = None) -> Vault:
 
 
 def _refuse_existing(settings: Settings) -> None:
+    """Never make new keys beside an existing vault: they would open nothing."""
     if settings.keys_url.startswith("keyfile:") and keyfile_path(settings).exists():
         raise ConfigError(
             f"a key file already exists at {keyfile_path(settings)}; refusing to overwrite"
+        )
+    from callvault.adapters.db.store import SqlMetadataStore
+
+    _prepare_local_dirs(settings)
+    store = SqlMetadataStore.open(settings.database_url)
+    try:
+        with store.transaction() as tx:
+            existing = tx.get_info(vault_service.VAULT_ID)
+    finally:
+        store.close()
+    if existing is not None:
+        raise ConfigError(
+            "the database already holds a vault; restore its key file instead of running init"
         )
 
 

@@ -68,10 +68,9 @@ def _positive_int(source: Mapping[str, str], name: str, default: int) -> int:
     text = source.get(name)
     if not text:
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number of bytes") from None
+    if not (text.isascii() and text.isdigit()):
+        raise ConfigError(f"{name} must be a whole number of bytes")
+    value = int(text)
     if value <= 0:
         raise ConfigError(f"{name} must be positive")
     return value

@@ -9,6 +9,7 @@ not happen (R15).
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from callvault.core import audit as log
 from callvault.core import merkle
 from callvault.core.access import Principal
 from callvault.core.audit import Action, AuditEvent, Outcome
-from callvault.core.errors import AuditUnavailable, CallvaultError, InvalidInput
+from callvault.core.errors import AuditUnavailable, CallvaultError, InvalidInput, StorageError
 from callvault.core.ports import Transaction
 from callvault.services.context import Vault
 
@@ -52,13 +53,17 @@ def make_event(
 
 
 def append(tx: Transaction, events: list[AuditEvent]) -> list[int]:
+    """Append inside ``tx``; ``AuditUnavailable`` (and a doomed transaction) on failure."""
     rows = []
     for event in events:
         body = event.canonical_bytes()
         rows.append(
             (body, merkle.leaf_hash(body), str(event.action), event.recording_id, event.time)
         )
-    return tx.append_audit(rows)
+    try:
+        return tx.append_audit(rows)
+    except StorageError as exc:
+        raise AuditUnavailable(exc.code) from exc
 
 
 def record(
@@ -145,10 +150,8 @@ def _sign_head(vault: Vault, tx: Transaction) -> str:
 
 
 def verify(vault: Vault, principal: Principal) -> log.VerifyReport:
-    """Recompute every leaf and every checkpointed root; the log is read, not trusted."""
-    entries = ((r.seq, r.body, r.leaf_hash) for r in vault.store.iter_audit())
-    notes = [note for _size, note in vault.store.checkpoints()]
-    report = log.verify_log(entries, notes, public_key(vault), key_name(vault))
+    """Verify the log (see ``check``) and record that it was done."""
+    report = check(vault)
     record_alone(
         vault,
         principal,
@@ -156,6 +159,26 @@ def verify(vault: Vault, principal: Principal) -> log.VerifyReport:
         outcome=Outcome.SUCCESS if report.ok else Outcome.FAILED,
         detail={"problems": len(report.problems)},
     )
+    return report
+
+
+def check(vault: Vault) -> log.VerifyReport:
+    """Recompute every leaf and every checkpointed root; the log is read, not trusted.
+
+    Also compares the stored head (size and Merkle frontier, which appends
+    build on) with the entries: a head that disagrees would make the next
+    checkpoint sign a tree the entries do not form.
+    """
+    entries = ((r.seq, r.body, r.leaf_hash) for r in vault.store.iter_audit())
+    notes = [note for _size, note in vault.store.checkpoints()]
+    report = log.verify_log(entries, notes, public_key(vault), key_name(vault))
+    with vault.store.transaction() as tx:
+        size, frontier = tx.audit_head()
+    recomputed = merkle.Frontier()
+    recomputed.extend(merkle.leaf_hash(r.body) for r in vault.store.iter_audit(0, size))
+    if size != report.size or recomputed != merkle.Frontier.from_bytes(frontier):
+        problems = [*report.problems, "the stored log head disagrees with the entries"]
+        return dataclasses.replace(report, ok=False, problems=problems)
     return report
 
 

@@ -53,6 +53,9 @@ class IngestResult:
 def ingest(vault: Vault, principal: Principal, path: Path, details: CallDetails) -> IngestResult:
     retention_class = validate_retention_class(details.retention_class)
     facts = vault.probe(path, max_bytes=vault.max_ingest_bytes)
+    # Ciphertext that killed ingests left in the store's temp area; the store
+    # never removes a temp file another live writer still holds.
+    vault.blobs.discard_incomplete()
     digest = _file_sha256(path)
     fingerprint = content_fingerprint(vault.keys.index_key(), digest)
 

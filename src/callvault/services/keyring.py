@@ -111,8 +111,16 @@ def rotate(vault: Vault, principal: Principal) -> RotationReport:
 
     Safe to interrupt and re-run: each step is a conditional update, and a
     re-run first finishes what an interrupted run left (old-version bucket KEKs
-    that still hold DEKs, bucket KEKs still under an old root).
+    that still hold DEKs, bucket KEKs still under an old root).  The audit
+    entry is written first: no entry, no key change (R15), and a run killed
+    half-way is still on record.
     """
+    audit.record_alone(
+        vault,
+        principal,
+        Action.KEY_ROTATE,
+        detail={"from_root_version": vault.keys.current_version()},
+    )
     root_version = vault.keys.rotate()
     with vault.store.transaction() as tx:
         current = _current_versions(tx.bucket_keks())
@@ -123,14 +131,7 @@ def rotate(vault: Vault, principal: Principal) -> RotationReport:
     moved = _rewrap_all_deks(vault, fresh)
     _rewrap_bucket_roots(vault, root_version)
     retired = _retire_unused_roots(vault)
-    report = RotationReport(root_version, len(fresh), moved, retired)
-    audit.record_alone(
-        vault,
-        principal,
-        Action.KEY_ROTATE,
-        detail={"root_version": root_version, "buckets": len(fresh), "deks": moved},
-    )
-    return report
+    return RotationReport(root_version, len(fresh), moved, retired)
 
 
 def _current_versions(rows: list[BucketKekRow]) -> dict[tuple[str, str], BucketKekRow]:

@@ -346,6 +346,7 @@ class KeyfileProvider:
         self._sealer = sealer
         self._state = state
         self._lock = threading.Lock()
+        self._identity = _file_identity(path)
 
     @classmethod
     def create(
@@ -396,26 +397,28 @@ class KeyfileProvider:
         return self._sealer.params
 
     def current_version(self) -> int:
-        return self._state.current
+        return self._fresh().current
 
     def versions(self) -> list[int]:
-        return sorted(self._state.roots)
+        return sorted(self._fresh().roots)
 
     def wrap(self, plaintext: bytes, ad: bytes) -> tuple[int, bytes]:
-        state = self._state
+        # Another process may have rotated since we opened the file: wrapping
+        # under a root it is about to retire would make this key unreadable.
+        state = self._fresh()
         aad = root_wrap_aad(state.current, ad)
         return state.current, seal(state.roots[state.current], plaintext, aad)
 
     def unwrap(self, version: int, blob: bytes, ad: bytes) -> bytes:
         aad = root_wrap_aad(version, ad)
-        key = self._state.roots.get(version)
+        key = self._fresh().roots.get(version)
         if key is None:
             raise KeyUnavailable(f"root KEK version {version} is not held")
         return unseal(key, blob, aad)
 
     def rotate(self) -> int:
         with self._lock:
-            state = self._state
+            state = self._fresh()
             version = max(state.roots) + 1
             roots = {**state.roots, version: secrets.token_bytes(KEY_LEN)}
             self._commit(_Secrets(roots, version, state.index_key, state.audit_seed))
@@ -423,7 +426,7 @@ class KeyfileProvider:
 
     def retire(self, version: int) -> None:
         with self._lock:
-            state = self._state
+            state = self._fresh()
             if version == state.current:
                 raise Conflict(f"root KEK version {version} is current; rotate first")
             if version not in state.roots:
@@ -456,6 +459,33 @@ class KeyfileProvider:
         _check_parent(self._path)
         _write_key_file(self._path, self._sealer.seal_file(state), replace=True)
         self._state = state
+        self._identity = _file_identity(self._path)
+
+    def _fresh(self) -> _Secrets:
+        """The secrets as the file holds them now, re-read if another process changed it."""
+        identity = _file_identity(self._path)
+        if identity == self._identity:
+            return self._state
+        _params, salt, check, blob = _parse_envelope(_read_key_file(self._path))
+        if salt != self._sealer.salt or not hmac.compare_digest(self._sealer.check, check):
+            raise KeyUnavailable("the key file was resealed by another process; start again")
+        try:
+            payload = unseal(self._sealer.seal_key, blob, self._sealer.aad())
+        except IntegrityError:
+            raise KeyUnavailable(
+                f"key file {self._path} failed authentication: it was altered or damaged"
+            ) from None
+        self._state = _Secrets.decode(payload)
+        self._identity = identity
+        return self._state
+
+
+def _file_identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 _MAX_SECRET_FILE = 64 * 1024

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
+import pwd
 import sys
 from collections.abc import Sequence
 
@@ -26,8 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cli_principal() -> Principal:
-    """CLI actions are logged under the operating-system user."""
-    return Principal(name=getpass.getuser(), role=OPERATOR)
+    """CLI actions are logged under the operating-system user.
+
+    Taken from the effective uid, not from $USER or $LOGNAME, which anyone
+    can set to put another name in the log.
+    """
+    return Principal(name=pwd.getpwuid(os.geteuid()).pw_name, role=OPERATOR)
 
 
 def report_error(exc: CallvaultError) -> int:

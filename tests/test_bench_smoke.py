@@ -1,0 +1,141 @@
+"""Every benchmark still runs end to end, at tiny sizes, and reports its targets.
+
+The figures themselves mean nothing at these sizes; what is checked is that
+each benchmark completes its own consistency checks (all files ingested, ours
+and raw sqlite3 agree, the audit log verifies), writes its JSON, and that
+the summary picks up every target.  Results and temporary files go under
+pytest's tmp_path, never into bench/results or the system temp directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# `bench` lives at the repository root, beside src/; pytest puts only tests/ on the path.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import bench_audit, bench_crypto, bench_ingest, bench_search, run_all  # noqa: E402
+from bench.common import RESULTS_ENV  # noqa: E402
+
+MAINS: dict[str, Callable[[list[str]], Any]] = {
+    "crypto": bench_crypto.main,
+    "ingest": bench_ingest.main,
+    "audit": bench_audit.main,
+    "search": bench_search.main,
+}
+# Benchmarks that take a --workdir get pytest's; crypto uses the patched tempdir.
+WITH_WORKDIR = {"ingest", "audit", "search"}
+
+
+class Benches:
+    """Runs each benchmark at most once per module (quick sizes); returns its JSON."""
+
+    def __init__(self, results: Path, work: Path) -> None:
+        self.results, self.work = results, work
+        self._done: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, name: str) -> dict[str, Any]:
+        if name not in self._done:
+            argv = list(run_all.QUICK_ARGS[name])
+            if name in WITH_WORKDIR:
+                argv += ["--workdir", str(self.work)]
+            MAINS[name](argv)
+            self._done[name] = json.loads((self.results / f"{name}.json").read_text())
+        return self._done[name]
+
+
+@pytest.fixture(scope="module")
+def benches(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Benches]:
+    base = tmp_path_factory.mktemp("bench")
+    runner = Benches(base / "results", base / "work")
+    runner.work.mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(RESULTS_ENV, str(runner.results))
+        mp.setattr(tempfile, "tempdir", str(runner.work))
+        yield runner
+    assert not any(runner.work.iterdir()), "a benchmark left files behind"
+
+
+def measures(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {f"{r['measure']} [{r.get('unit', '')}]": r for r in data["rows"]}
+
+
+def targets(data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in data["rows"] if r.get("target")]
+
+
+def assert_finite_positive(rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        assert isinstance(r["value"], float | int) and math.isfinite(r["value"]), r
+        assert r["value"] > 0, r
+
+
+def test_crypto_benchmark_runs_and_reports_ratios_against_openssl_and_age(
+    benches: Benches,
+) -> None:
+    data = benches("crypto")
+    ratios = [r for r in data["rows"] if r.get("unit") == "x"]
+    assert any("openssl" in r["measure"] for r in ratios)
+    assert any("age" in r["measure"] for r in ratios)
+    assert_finite_positive(ratios)
+
+
+def test_ingest_benchmark_ingests_every_generated_file_and_compares_with_cp(
+    benches: Benches,
+) -> None:
+    rows = measures(benches("ingest"))
+    assert rows["files [files]"]["value"] == 10
+    # 30 % MP3 of 10 files: 3, split CBR/VBR; the rest WAV in three encodings.
+    assert rows["mix []"]["value"] == "alaw 2, mp3-cbr 2, mp3-vbr 1, pcm16 3, ulaw 2"
+    ratio = rows["ingest / cp -r (MB/s) [x]"]
+    assert ratio["target"] == ">= 0.6"
+    assert_finite_positive([ratio, rows["ours: ingest [MB/s]"]])
+    phases = [r["value"] for key, r in rows.items() if key.startswith("phase:")]
+    assert len(phases) == 4 and sum(phases) == pytest.approx(100, abs=0.01)
+
+
+def test_audit_benchmark_reports_both_commit_modes_and_a_verified_log(
+    benches: Benches,
+) -> None:
+    data = benches("audit")
+    assert [r["target"] for r in targets(data)] == [">= 3000", ">= 20000"]
+    rows = measures(data)
+    # 20 single + 200 grouped entries, plus the vault's own init, checkpoint entries.
+    assert rows["audit verify: log size [entries]"]["value"] >= 220
+    assert_finite_positive([r for r in data["rows"] if r.get("unit") in ("x", "entries/s")])
+
+
+def test_search_benchmark_finds_known_rows_and_reports_p99_against_target(
+    benches: Benches,
+) -> None:
+    data = benches("search")
+    assert [r["target"] for r in targets(data)] == ["<= 10", "<= 10"]
+    rows = measures(data)
+    assert rows["by caller: mean results []"]["value"] >= 1
+    assert "ix_recordings_caller" in rows["by caller: query plan []"]["value"]
+    assert_finite_positive([r for r in data["rows"] if r.get("unit") in ("x", "ms")])
+
+
+def test_summary_lists_every_target_of_every_benchmark(benches: Benches) -> None:
+    expected = {name: len(targets(benches(name))) for name in run_all.BENCHMARKS}
+    rows = run_all.summarise(list(run_all.BENCHMARKS), 0.0, benches.results)
+    for name, count in expected.items():
+        assert sum(1 for r in rows if r["bench"] == name and r["target"]) == count
+    assert all(r["measure"] != "no fresh results" for r in rows)
+
+
+def test_summary_flags_a_benchmark_whose_results_are_stale(benches: Benches) -> None:
+    benches("audit")
+    rows = run_all.summarise(["audit"], time.time() + 3600, benches.results)
+    assert rows == [{"bench": "audit", "measure": "no fresh results", "ok": False}]
