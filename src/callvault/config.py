@@ -25,6 +25,9 @@ SETTINGS = (
     "CALLVAULT_PKCS11_PIN",
     "CALLVAULT_PKCS11_PIN_FILE",
     "CALLVAULT_MAX_INGEST_BYTES",
+    "CALLVAULT_BIND",
+    "CALLVAULT_TLS_CERT_FILE",
+    "CALLVAULT_TLS_KEY_FILE",
 )
 
 
@@ -35,6 +38,10 @@ class Settings:
     blobstore_url: str
     keys_url: str
     max_ingest_bytes: int
+    bind_host: str
+    bind_port: int
+    tls_cert_file: Path | None
+    tls_key_file: Path | None
     env: Mapping[str, str]  # only the CALLVAULT_* secrets, for the key provider
 
     @classmethod
@@ -56,12 +63,36 @@ class Settings:
             keys_url=source.get("CALLVAULT_KEYS_URL")
             or "keyfile://" + str(home / "keys" / "callvault.key"),
             max_ingest_bytes=_positive_int(source, "CALLVAULT_MAX_INGEST_BYTES", 4 * 1024**3),
+            **_bind(source.get("CALLVAULT_BIND") or "127.0.0.1:8443"),
+            tls_cert_file=_optional_path(source, "CALLVAULT_TLS_CERT_FILE", base),
+            tls_key_file=_optional_path(source, "CALLVAULT_TLS_KEY_FILE", base),
             env={k: v for k, v in source.items() if k.startswith(PREFIX)},
         )
 
     @property
     def data_dir(self) -> Path:
         return self.home / "data"
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where init puts the self-signed localhost certificate when none is configured."""
+        return self.home / "tls"
+
+
+def _bind(text: str) -> dict[str, object]:
+    host, sep, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        raise ConfigError("CALLVAULT_BIND must be host:port, e.g. 127.0.0.1:8443")
+    return {"bind_host": host, "bind_port": int(port)}
+
+
+def _optional_path(source: Mapping[str, str], name: str, base: Path) -> Path | None:
+    text = source.get(name)
+    if not text:
+        return None
+    path = Path(text)
+    return path if path.is_absolute() else base / path
 
 
 def _positive_int(source: Mapping[str, str], name: str, default: int) -> int:

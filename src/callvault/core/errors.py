@@ -131,6 +131,41 @@ class AuditTampered(CallvaultError):
     http_status = 500
 
 
+class Unauthenticated(CallvaultError):
+    """No valid session or token; the same answer whatever was wrong with it."""
+
+    code = "unauthenticated"
+    template = "sign-in required"
+    exit_code = 9
+    http_status = 401
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+
+class RateLimited(CallvaultError):
+    code = "rate_limited"
+    template = "too many requests: {detail}"
+    exit_code = 12
+    http_status = 429
+
+
+class TooLarge(InvalidInput):
+    code = "too_large"
+    template = "request too large: {detail}"
+    http_status = 413
+
+
+class RangeNotSatisfiable(InvalidInput):
+    code = "range_not_satisfiable"
+    template = "range not satisfiable"
+    http_status = 416
+
+    def __init__(self, size: int = 0) -> None:
+        super().__init__("")
+        self.size = size
+
+
 class AccessDenied(CallvaultError):
     code = "access_denied"
     template = "access denied: {detail}"

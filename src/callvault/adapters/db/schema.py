@@ -141,3 +141,122 @@ vault_info = Table(
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+
+# --- people, sessions and grants (the HTTPS service) -----------------------
+# Secrets are stored only as SHA-256 hashes (session ids, tokens, enrolment
+# links) or sealed (TOTP secrets); passwords as Argon2id hashes.
+
+care_units = Table(
+    "care_units",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("role", String(24), nullable=False),
+    Column("password_hash", Text),
+    Column("totp_secret", LargeBinary),
+    Column("totp_last_step", BigInteger),
+    Column("recovery_hashes", Text),
+    Column("enrol_token_hash", LargeBinary(32), unique=True),
+    Column("enrol_expires_at", UTCDateTime),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", UTCDateTime),
+    Column("disabled_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+user_care_units = Table(
+    "user_care_units",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("care_unit", String(64), ForeignKey("care_units.id"), primary_key=True),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", LargeBinary(32), primary_key=True),
+    Column("public_id", String(16), nullable=False, unique=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_hash", LargeBinary(32), nullable=False),
+    Column("second_factor_at", UTCDateTime),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Index("ix_sessions_user", "user_id"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("role", String(24), nullable=False),
+    Column("care_unit", String(64), ForeignKey("care_units.id"), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+)
+
+# Failed sign-ins per account and per (hashed) client address.
+throttles = Table(
+    "throttles",
+    metadata,
+    Column("key_hash", LargeBinary(32), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", UTCDateTime, nullable=False),
+    Column("blocked_until", UTCDateTime),
+)
+
+# Short-lived permission to play or download one recording, opened with a reason.
+access_grants = Table(
+    "access_grants",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("kind", String(12), nullable=False),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("session_public_id", String(16), nullable=False),
+    Column("recording_id", Uuid, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("emergency", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_grants_user_created", "user_id", "created_at"),
+    Index("ix_grants_session_recording", "session_public_id", "recording_id"),
+)
+
+emergency_grants = Table(
+    "emergency_grants",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("care_units", Text, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_emergency_user", "user_id", "expires_at"),
+)
+
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("audit_seq", BigInteger),
+    Column("actor", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime),
+    Column("resolved_by", String(64)),
+    Column("outcome", String(500)),
+    Index("ix_review_open", "resolved_at", "created_at"),
+)
