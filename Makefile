@@ -1,4 +1,5 @@
-# callvault: `make run` starts a demo vault in ./var; `make test` runs the whole suite.
+# callvault: `make run` makes a demo vault in ./var, ingests the sample calls and serves
+# it on https://127.0.0.1:8443 in the foreground; `make test` runs the whole suite.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -30,6 +31,7 @@ system-deps:
 	  fi; \
 	fi
 
+# Initialise (first time), ingest the samples, then `callvault serve` until Ctrl+C.
 run: $(STAMP)
 	@$(PY) -m callvault.demo
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ssl
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 from callvault.adapters.keys.keyfile import KeyfileProvider, read_passphrase
@@ -13,6 +15,9 @@ from callvault.core.errors import ConfigError, VaultNotInitialised
 from callvault.core.ports import KeyProvider, SystemClock
 from callvault.services import vault as vault_service
 from callvault.services.context import Vault
+
+if TYPE_CHECKING:
+    from callvault.adapters.tls import TlsFiles
 
 Prompt = Callable[[], str]
 
@@ -86,10 +91,16 @@ def open_vault(settings: Settings, prompt: Prompt | None = None) -> Vault:
 
 
 def create_vault(settings: Settings, prompt: Prompt | None = None) -> Vault:
-    """Create keys, schema and the vault's first audit entries."""
+    """Create keys, schema and the vault's first audit entries, and the self-signed
+    localhost TLS pair unless a certificate is configured."""
     _refuse_existing(settings)
     keys = open_keys(settings, prompt, create=True)
     vault = _wire(settings, keys, origin=vault_service.origin_for(str(uuid.uuid4())))
+    try:
+        prepare_tls(settings)  # so `callvault serve` works on localhost from the start
+    except BaseException:
+        vault.close()
+        raise
     return vault
 
 
@@ -114,6 +125,51 @@ def _refuse_existing(settings: Settings) -> None:
         )
 
 
+def tls_files(settings: Settings) -> TlsFiles:
+    """The configured certificate and key, or else the self-signed pair ``init`` made."""
+    from callvault.adapters.tls import TlsFiles, default_files
+
+    cert, key = settings.tls_cert_file, settings.tls_key_file
+    if cert is None and key is None:
+        return default_files(settings.tls_dir)
+    if cert is None or key is None:
+        raise ConfigError("set both CALLVAULT_TLS_CERT_FILE and CALLVAULT_TLS_KEY_FILE, or neither")
+    return TlsFiles(cert, key)
+
+
+def prepare_tls(settings: Settings) -> TlsFiles | None:
+    """Make the self-signed localhost pair when no certificate is configured.
+
+    Returns the pair made or kept, or None when a certificate is configured
+    (then it is the operator's, and nothing is written).
+    """
+    if settings.tls_cert_file is not None or settings.tls_key_file is not None:
+        return None
+    from callvault.adapters.tls import ensure_self_signed
+
+    return ensure_self_signed(settings.tls_dir)
+
+
+def server_tls(settings: Settings) -> ssl.SSLContext:
+    """The service's TLS context; ``ConfigError`` if no usable certificate and key."""
+    from callvault.adapters.tls import server_context
+
+    files = tls_files(settings)
+    if settings.tls_cert_file is None and not files.cert.exists():
+        raise ConfigError(
+            f"no TLS certificate at {files.cert}: `callvault init` makes a self-signed one "
+            "for localhost, or set CALLVAULT_TLS_CERT_FILE and CALLVAULT_TLS_KEY_FILE"
+        )
+    return server_context(files)
+
+
+def tls_fingerprint(settings: Settings) -> str:
+    """SHA-256 fingerprint of the service's certificate, for people to compare."""
+    from callvault.adapters.tls import fingerprint
+
+    return fingerprint(tls_files(settings).cert)
+
+
 class App:
     """What entry points get from bootstrap: settings and ways to open the vault."""
 
@@ -125,6 +181,10 @@ class App:
 
     def create_vault(self, prompt: Prompt | None) -> Vault:
         return create_vault(self.settings, prompt)
+
+    def server_tls(self) -> ssl.SSLContext:
+        """See :func:`server_tls`: what ``callvault serve`` listens with."""
+        return server_tls(self.settings)
 
 
 def run_cli(argv: list[str]) -> int:

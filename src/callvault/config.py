@@ -56,6 +56,7 @@ class Settings:
         home = Path(source.get("CALLVAULT_HOME") or "var")
         home = (home if home.is_absolute() else base / home).resolve()
         data = home / "data"
+        bind = _bind(source.get("CALLVAULT_BIND") or "127.0.0.1:8443")
         return cls(
             home=home,
             database_url=source.get("CALLVAULT_DATABASE_URL") or f"sqlite:///{data / 'vault.db'}",
@@ -63,7 +64,8 @@ class Settings:
             keys_url=source.get("CALLVAULT_KEYS_URL")
             or "keyfile://" + str(home / "keys" / "callvault.key"),
             max_ingest_bytes=_positive_int(source, "CALLVAULT_MAX_INGEST_BYTES", 4 * 1024**3),
-            **_bind(source.get("CALLVAULT_BIND") or "127.0.0.1:8443"),
+            bind_host=bind[0],
+            bind_port=bind[1],
             tls_cert_file=_optional_path(source, "CALLVAULT_TLS_CERT_FILE", base),
             tls_key_file=_optional_path(source, "CALLVAULT_TLS_KEY_FILE", base),
             env={k: v for k, v in source.items() if k.startswith(PREFIX)},
@@ -79,12 +81,12 @@ class Settings:
         return self.home / "tls"
 
 
-def _bind(text: str) -> dict[str, object]:
+def _bind(text: str) -> tuple[str, int]:
     host, sep, port = text.strip().rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ConfigError("CALLVAULT_BIND must be host:port, e.g. 127.0.0.1:8443")
-    return {"bind_host": host, "bind_port": int(port)}
+    return host, int(port)
 
 
 def _optional_path(source: Mapping[str, str], name: str, base: Path) -> Path | None:

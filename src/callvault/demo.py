@@ -1,8 +1,11 @@
-"""``make run``: a demo vault in ./var with the bundled sample calls ingested.
+"""``make run``: a demo vault in ./var with the bundled sample calls ingested,
+then the HTTPS service on https://127.0.0.1:8443 in the foreground.
 
 The demo keeps a random passphrase in ``var/demo-passphrase`` (mode 0600) so
 that the commands it suggests work without a prompt.  A real vault keeps its
 passphrase away from the machine (or uses an HSM); see docs/operations.md.
+There is no default account: the first administrator is made with
+``callvault users create-admin``, which prints a one-time enrolment link.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from callvault.bootstrap import run_cli
+from callvault.bootstrap import prepare_tls, run_cli, tls_files, tls_fingerprint
+from callvault.config import Settings
+from callvault.core.errors import CallvaultError
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
@@ -51,30 +56,46 @@ def main() -> int:
             if row["personnummer"]:
                 args += ["--personnummer", row["personnummer"]]
             _run(*args)
+    try:
+        settings = Settings.from_env()
+        # A vault made before the service existed has no certificate yet.
+        prepare_tls(settings)
+        print(_instructions(home, settings), flush=True)
+    except CallvaultError as exc:
+        print(f"callvault: error: {exc.message} [{exc.code}]", file=sys.stderr)
+        return exc.exit_code
+    return run_cli(["serve"])
+
+
+def _instructions(home: Path, settings: Settings) -> str:
     env = f"export CALLVAULT_HOME={shlex.quote(str(home))} "
     env += f"CALLVAULT_PASSPHRASE_FILE={shlex.quote(os.environ['CALLVAULT_PASSPHRASE_FILE'])}"
     cv = f"{shlex.quote(sys.prefix)}/bin/callvault"
-    print(
-        f"""
+    host = settings.bind_host
+    url = f"https://{f'[{host}]' if ':' in host else host}:{settings.bind_port}"
+    cert = shlex.quote(str(tls_files(settings).cert))
+    return f"""
 The demo vault is ready in {home}
 (data in {home}/data, the sealed key file in {home}/keys, outside the data).
 
-Try, in this shell:
+The HTTPS service starts below on {url} (Ctrl+C stops it).
+Its certificate is self-signed for localhost: {cert}
+  SHA-256 fingerprint {tls_fingerprint(settings)}
+  curl --cacert {cert} {url}/healthz
+
+There are no default accounts. To sign in, create the first administrator
+in another shell:
   {env}
+  {cv} users create-admin <name>
+and open the one-time enrolment link it prints (choose a password, scan the
+TOTP QR code); that administrator then creates the other users.
+
+The command line works in that shell too, audited under your user name:
   {cv} search --caller 070-174 06 05
-  {cv} search --personnummer 121212+1212 --from 2019-01-01 --to 2019-12-31 --care-unit 1177-sthlm
   {cv} show <id from the search>
-  {cv} export <id> -o /tmp/call.wav --reason "complaint 2019-77"
-  {cv} verify
-  {cv} keys status
-  {cv} keys rotate
   {cv} audit tail
   {cv} audit verify
-
-Every one of those is written to the audit log under your user name.
 """
-    )
-    return 0
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ from callvault.core.errors import AccessDenied, InvalidInput
 from callvault.core.recordings import RecordingRow, validate_care_unit
 
 _NAME = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9._@-]{0,63}\Z")
+# A principal is a user ("anna.berg") or an API token ("token:ingest-7"); the
+# prefix cannot be mistaken for a user name, which never holds a colon.
+_PRINCIPAL_NAME = re.compile(r"\A(?=.{1,64}\Z)(?:token:)?[A-Za-z0-9_][A-Za-z0-9._@-]*\Z")
 
 
 def new_session_id() -> str:
@@ -279,7 +282,7 @@ class Principal:
     emergency: EmergencyGrant | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _NAME.match(self.name):
+        if not isinstance(self.name, str) or not _PRINCIPAL_NAME.match(self.name):
             raise InvalidInput("principal name must be a plain user name")
         if not isinstance(self.role, str) or not _NAME.match(self.role):
             raise InvalidInput("principal role must be a plain role name")

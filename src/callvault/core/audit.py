@@ -84,6 +84,20 @@ class Action(enum.StrEnum):
     ACCESS_DENIED = "access:denied"
     USER_CHANGE = "user:change"
     POLICY_CHANGE = "policy:change"
+    USER_CREATE = "user:create"
+    USER_ENROL = "user:enrol"  # detail step: start | finish
+    USER_RESET = "user:reset"  # a new enrolment link; password and TOTP cleared
+    USER_DISABLE = "user:disable"
+    USER_LIST = "user:list"
+    UNIT_CREATE = "unit:create"
+    UNIT_LIST = "unit:list"
+    TOKEN_CREATE = "token:create"  # noqa: S105 (an action name, not a secret)
+    TOKEN_REVOKE = "token:revoke"  # noqa: S105
+    TOKEN_LIST = "token:list"  # noqa: S105
+    AUTH_PASSWORD = "auth:password"  # noqa: S105 (first factor accepted, second pending)
+    AUTH_TOTP_FAILED = "auth:totp_failed"
+    ACCESS_EMERGENCY = "access:emergency"  # an emergency grant opened (flagged, reviewed)
+    ALERT_RATE_LIMIT = "alert:rate_limit"  # a play or download limit was crossed
 
 
 class Outcome(enum.StrEnum):

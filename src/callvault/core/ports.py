@@ -237,6 +237,14 @@ class Transaction(Protocol):
 
     def set_info(self, key: str, value: str) -> None: ...
 
+    # people, sessions and API tokens (the HTTPS service)
+    @property
+    def accounts(self) -> AccountsRepo: ...
+
+    # playback and download grants, emergency grants, review items, paged reads
+    @property
+    def grants(self) -> GrantsRepo: ...
+
 
 class MetadataStore(Protocol):
     """The metadata database (SQLite by default, PostgreSQL for scale-out)."""
@@ -256,8 +264,378 @@ class MetadataStore(Protocol):
         """Audit records with start <= seq < end in seq order."""
         ...
 
+    def iter_audit_leaves(
+        self, start: int = 0, end: int | None = None
+    ) -> Iterator[tuple[int, bytes, bytes]]:
+        """``(seq, body, leaf_hash)`` of the entries with start <= seq < end, in seq order.
+
+        Exactly what a verifier needs, as stored: no other column is read or
+        decoded, so a whole-log check is not paying for ids and timestamps.
+        """
+        ...
+
     def checkpoints(self) -> list[tuple[int, str]]:
         """(size, note) of every stored checkpoint, ascending by size."""
         ...
 
     def close(self) -> None: ...
+
+
+# --- people, sessions and API tokens --------------------------------------------
+# Secrets appear here only as SHA-256 digests (session ids, CSRF tokens, API
+# tokens, enrolment links, recovery codes), an Argon2id hash (passwords) or
+# sealed (TOTP secrets); see callvault.services.credentials.
+
+
+@dataclass(frozen=True)
+class CareUnitRow:
+    id: str
+    name: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class UserRow:
+    """A person's account.  Enrolled once ``password_hash`` is set.
+
+    ``totp_secret`` is sealed; before enrolment finishes it holds the pending
+    secret shown at enrolment start.  ``totp_last_step`` is the last TOTP time
+    step accepted (replay protection).  ``recovery_hashes`` are the SHA-256
+    digests of the unused recovery codes.
+    """
+
+    id: uuid.UUID
+    username: str
+    role: str
+    created_at: dt.datetime
+    care_units: frozenset[str] = frozenset()
+    password_hash: str | None = None
+    totp_secret: bytes | None = None
+    totp_last_step: int | None = None
+    recovery_hashes: tuple[bytes, ...] = ()
+    enrol_token_hash: bytes | None = None
+    enrol_expires_at: dt.datetime | None = None
+    disabled_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    """A browser session; pending its second factor while ``second_factor_at`` is None."""
+
+    id_hash: bytes
+    public_id: str
+    user_id: uuid.UUID
+    csrf_hash: bytes
+    created_at: dt.datetime
+    last_seen_at: dt.datetime
+    second_factor_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ApiTokenRow:
+    id: uuid.UUID
+    name: str
+    token_hash: bytes
+    role: str
+    care_unit: str
+    created_by: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ThrottleRow:
+    """Failed sign-ins counted under one keyed hash (an account or an address)."""
+
+    key_hash: bytes
+    failures: int
+    window_start: dt.datetime
+    blocked_until: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class EmergencyGrantRow:
+    """An emergency grant as stored; ``care_units`` None means every unit."""
+
+    care_units: frozenset[str] | None
+    reason: str
+    opened_at: dt.datetime
+    expires_at: dt.datetime
+
+
+class AccountsRepo(Protocol):
+    """Users, care units, sessions, API tokens and sign-in throttles.
+
+    Lives inside one :class:`Transaction`: everything commits with it.
+    Methods returning ``bool`` are conditional writes: False means the row
+    was not in the expected state (used by a concurrent request, ended,
+    revoked) and nothing changed.
+    """
+
+    # care units
+    def insert_care_unit(self, row: CareUnitRow) -> None:
+        """``AlreadyExists`` if the id is taken."""
+        ...
+
+    def get_care_unit(self, unit_id: str) -> CareUnitRow | None: ...
+
+    def care_units(self) -> list[CareUnitRow]:
+        """Every care unit, by id."""
+        ...
+
+    # users
+    def insert_user(self, row: UserRow) -> None:
+        """Insert with its care units; ``AlreadyExists`` if the user name is
+        taken, ``Conflict`` if a care unit does not exist."""
+        ...
+
+    def get_user(self, user_id: uuid.UUID) -> UserRow | None: ...
+
+    def user_by_name(self, username: str) -> UserRow | None: ...
+
+    def user_by_enrolment(self, token_hash: bytes) -> UserRow | None:
+        """The user whose enrolment link hashes to ``token_hash`` (expired or not)."""
+        ...
+
+    def users(self) -> list[UserRow]:
+        """Every user, by user name."""
+        ...
+
+    def set_pending_totp(self, user_id: uuid.UUID, token_hash: bytes, sealed: bytes) -> bool:
+        """Store a not yet confirmed TOTP secret, if the enrolment link still stands."""
+        ...
+
+    def finish_enrolment(
+        self,
+        user_id: uuid.UUID,
+        token_hash: bytes,
+        totp_secret: bytes,
+        password_hash: str,
+        totp_step: int,
+        recovery_hashes: tuple[bytes, ...],
+    ) -> bool:
+        """Set the password, confirm TOTP and retire the link, if the link still
+        stands and the pending TOTP secret is still ``totp_secret``."""
+        ...
+
+    def reset_enrolment(
+        self, user_id: uuid.UUID, token_hash: bytes, expires_at: dt.datetime
+    ) -> None:
+        """Clear password, TOTP and recovery codes; issue a new enrolment link."""
+        ...
+
+    def disable_user(self, user_id: uuid.UUID, at: dt.datetime) -> None: ...
+
+    def set_password_hash(self, user_id: uuid.UUID, password_hash: str) -> None: ...
+
+    def use_totp_step(self, user_id: uuid.UUID, step: int) -> bool:
+        """Record ``step`` as used, only if it is later than the last used one."""
+        ...
+
+    def replace_recovery_hashes(
+        self, user_id: uuid.UUID, old: tuple[bytes, ...], new: tuple[bytes, ...]
+    ) -> bool:
+        """Swap the stored recovery digests, only if they are still ``old``."""
+        ...
+
+    # sessions
+    def insert_session(self, row: SessionRow) -> None: ...
+
+    def session_by_hash(self, id_hash: bytes) -> SessionRow | None: ...
+
+    def complete_session(
+        self, id_hash: bytes, new_id_hash: bytes, csrf_hash: bytes, at: dt.datetime
+    ) -> bool:
+        """Second factor done: give a pending, live session a new id and CSRF
+        token (the old id stops working)."""
+        ...
+
+    def touch_session(self, id_hash: bytes, at: dt.datetime) -> None: ...
+
+    def end_session(self, id_hash: bytes, at: dt.datetime) -> bool:
+        """End a live session; False if it had ended already or does not exist."""
+        ...
+
+    def end_user_sessions(self, user_id: uuid.UUID, at: dt.datetime) -> int: ...
+
+    def purge_sessions(self, created_before: dt.datetime, ended_before: dt.datetime) -> int:
+        """Delete sessions created before the first time or ended before the second."""
+        ...
+
+    # API tokens
+    def insert_token(self, row: ApiTokenRow) -> None:
+        """``Conflict`` if the care unit does not exist."""
+        ...
+
+    def token_by_hash(self, token_hash: bytes) -> ApiTokenRow | None: ...
+
+    def get_token(self, token_id: uuid.UUID) -> ApiTokenRow | None: ...
+
+    def tokens(self) -> list[ApiTokenRow]:
+        """Every token, revoked ones too, oldest first."""
+        ...
+
+    def revoke_token(self, token_id: uuid.UUID, at: dt.datetime) -> bool: ...
+
+    def touch_token(self, token_id: uuid.UUID, at: dt.datetime) -> None: ...
+
+    # sign-in throttles
+    def throttle(self, key_hash: bytes) -> ThrottleRow | None:
+        """The row, locked for the rest of the transaction where the database can."""
+        ...
+
+    def put_throttle(self, row: ThrottleRow) -> None:
+        """Insert or replace."""
+        ...
+
+    def clear_throttle(self, key_hash: bytes) -> None: ...
+
+    # emergency grants (opened by the playback service; only read here)
+    def active_emergency_grant(
+        self, user_id: uuid.UUID, at: dt.datetime
+    ) -> EmergencyGrantRow | None:
+        """The grant valid at ``at`` that expires last, or None."""
+        ...
+
+
+# --- grants, review items and the paged reads of the HTTPS service -----------------
+
+
+@dataclass(frozen=True)
+class AccessGrantRow:
+    """Permission to play or download one recording from one session, for a reason.
+
+    ``kind`` is ``play`` or ``download``; valid for ``created_at <= t < expires_at``.
+    ``emergency`` is True when only an emergency grant allowed the access.
+    """
+
+    id: uuid.UUID
+    kind: str
+    user_id: uuid.UUID
+    session_public_id: str
+    recording_id: uuid.UUID
+    reason: str
+    emergency: bool
+    created_at: dt.datetime
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ReviewItemRow:
+    """Something a log reviewer must look at (R10, R12, R17); open while unresolved."""
+
+    id: int
+    kind: str
+    audit_seq: int | None
+    actor: str
+    created_at: dt.datetime
+    resolved_at: dt.datetime | None = None
+    resolved_by: str | None = None
+    outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordingFilter:
+    """What every recording on a page of search results matches.
+
+    Identifiers arrive as blind indexes.  ``care_units`` None means every
+    unit; an empty set matches nothing.  Times are half-open
+    ``[started_from, started_to)``, durations inclusive.
+    """
+
+    care_units: frozenset[str] | None = None
+    caller_bidx: bytes | None = None
+    pnr_bidx: bytes | None = None
+    call_id_bidx: bytes | None = None
+    agent: str | None = None
+    started_from: dt.datetime | None = None
+    started_to: dt.datetime | None = None
+    min_duration_ms: int | None = None
+    max_duration_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """Columns an audit page can be narrowed by; times half-open ``[time_from, time_to)``."""
+
+    time_from: dt.datetime | None = None
+    time_to: dt.datetime | None = None
+    action: str | None = None
+    recording_id: uuid.UUID | None = None
+
+
+class GrantsRepo(Protocol):
+    """Access grants, emergency grants, review items and the service's paged reads.
+
+    Lives inside one :class:`Transaction`, so a grant, its audit entry and
+    its review item commit together.
+    """
+
+    def insert_grant(self, row: AccessGrantRow) -> None:
+        """``Conflict`` if the user does not exist."""
+        ...
+
+    def open_grant(
+        self,
+        kind: str,
+        user_id: uuid.UUID,
+        session_public_id: str,
+        recording_id: uuid.UUID,
+        at: dt.datetime,
+    ) -> AccessGrantRow | None:
+        """The grant of ``kind`` for exactly this user, session and recording that
+        is valid at ``at`` and expires last; None if there is none."""
+        ...
+
+    def consume_grant(self, grant_id: uuid.UUID, at: dt.datetime) -> bool:
+        """End a grant at ``at`` (single use); False if it was no longer valid."""
+        ...
+
+    def count_grants(self, user_id: uuid.UUID, kind: str, since: dt.datetime) -> int:
+        """How many grants of ``kind`` the user opened at or after ``since``."""
+        ...
+
+    def insert_emergency_grant(
+        self, grant_id: uuid.UUID, user_id: uuid.UUID, grant: EmergencyGrantRow
+    ) -> None:
+        """Store an opened emergency grant (read back by ``AccountsRepo``)."""
+        ...
+
+    def add_review_item(
+        self, kind: str, audit_seq: int | None, actor: str, created_at: dt.datetime
+    ) -> int:
+        """Queue an open review item; returns its id."""
+        ...
+
+    def open_review_items(
+        self,
+        kind: str | None = None,
+        actor: str | None = None,
+        since: dt.datetime | None = None,
+        limit: int = 100,
+    ) -> list[ReviewItemRow]:
+        """Unresolved items matching every given argument, oldest first."""
+        ...
+
+    def search_page(
+        self,
+        where: RecordingFilter,
+        after: tuple[dt.datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[RecordingRow]:
+        """Up to ``limit`` active recordings matching ``where``, newest call first
+        (ties by id), strictly after the ``(started_at, id)`` position ``after``."""
+        ...
+
+    def audit_page(self, where: AuditFilter, before: int | None, limit: int) -> list[AuditRecord]:
+        """Up to ``limit`` audit records matching ``where`` with seq below
+        ``before`` (None: from the newest), newest first."""
+        ...
+
+    def activate_ingested(self, row: RecordingRow) -> bool:
+        """Turn the pending row ``row.id`` active with the facts learned after
+        storing its object (``row``'s audio facts, sizes, hash and peaks);
+        False if it is no longer pending."""
+        ...

@@ -169,13 +169,15 @@ def check(vault: Vault) -> log.VerifyReport:
     build on) with the entries: a head that disagrees would make the next
     checkpoint sign a tree the entries do not form.
     """
-    entries = ((r.seq, r.body, r.leaf_hash) for r in vault.store.iter_audit())
+    entries = vault.store.iter_audit_leaves()
     notes = [note for _size, note in vault.store.checkpoints()]
     report = log.verify_log(entries, notes, public_key(vault), key_name(vault))
     with vault.store.transaction() as tx:
         size, frontier = tx.audit_head()
     recomputed = merkle.Frontier()
-    recomputed.extend(merkle.leaf_hash(r.body) for r in vault.store.iter_audit(0, size))
+    recomputed.extend(
+        merkle.leaf_hash(body) for _, body, _ in vault.store.iter_audit_leaves(0, size)
+    )
     if size != report.size or recomputed != merkle.Frontier.from_bytes(frontier):
         problems = [*report.problems, "the stored log head disagrees with the entries"]
         return dataclasses.replace(report, ok=False, problems=problems)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from callvault.core.ports import BlobStore, Clock, KeyProvider, MetadataStore
 
@@ -42,8 +42,9 @@ class AudioFacts(Protocol):
 
 
 class AudioProbe(Protocol):
-    def __call__(self, path: Path, *, max_bytes: int) -> AudioFacts:
-        """Decode the whole file; ``UnsupportedAudio`` for anything we refuse."""
+    def __call__(self, path: Path | BinaryIO, *, max_bytes: int) -> AudioFacts:
+        """Decode the whole file (a path, or a seekable binary file object read
+        from its start); ``UnsupportedAudio`` for anything we refuse."""
         ...
 
 

@@ -110,8 +110,29 @@ def seal_details(
         enc_caller=seal("caller", caller),
         enc_pnr=seal("pnr", pnr),
         enc_call_id=seal("call_id", details.call_id),
-        enc_peaks=ids.seal_field(key, peaks.hex(), ids.field_ad(recording_id, "peaks")),
+        enc_peaks=hierarchy.seal(key, peaks, peaks_ad(recording_id)),
     )
+
+
+_PEAKS_DOMAIN = b"callvault/peaks/v1\x00"
+
+
+def peaks_ad(recording_id: uuid.UUID) -> bytes:
+    """Associated data of a recording's sealed waveform peaks.
+
+    ``"callvault/peaks/v1" 0x00 ‖ recording uuid (16) ‖ "peaks"``: the peaks are
+    sealed as raw bytes with :func:`callvault.core.keys.seal` under the same
+    per-recording metadata key as the text fields, so the domain keeps them
+    apart from every field sealed by :func:`~callvault.core.identifiers.seal_field`.
+    The blob is ``nonce(12) ‖ ciphertext(len(peaks)) ‖ tag(16)``.
+    """
+    return _PEAKS_DOMAIN + ids.field_ad(recording_id, "peaks")
+
+
+def open_peaks(recording_id: uuid.UUID, dek: bytes, enc_peaks: bytes) -> bytes:
+    """The stored peaks bytes; ``IntegrityError`` if the blob or its binding was altered."""
+    key = hierarchy.metadata_key(dek, recording_id)
+    return hierarchy.unseal(key, enc_peaks, peaks_ad(recording_id))
 
 
 def call_id_index(index_key: bytes, call_id: str) -> bytes:

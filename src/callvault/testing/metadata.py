@@ -468,7 +468,46 @@ class MetadataStoreConformance:
             tx.append_audit([audit_row(i) for i in range(count)])
         assert sum(1 for _ in store.iter_audit()) == count
         assert [r.seq for r in store.iter_audit(9_990, 10_010)] == list(range(9_990, 10_010))
+        leaves = [seq for seq, _, _ in store.iter_audit_leaves()]
+        assert leaves == list(range(count))
+        assert [seq for seq, _, _ in store.iter_audit_leaves(9_990, 10_010)] == leaves[9_990:10_010]
         expect_root(store)
+
+    def test_iter_audit_leaves_gives_seq_body_and_leaf_hash_as_stored(
+        self, store: MetadataStore
+    ) -> None:
+        rows = [audit_row(i, uuid.uuid4() if i % 2 else None) for i in range(6)]
+        # The store hands back what it holds; checking a leaf is the verifier's job.
+        body, _, action, rid, time = rows[4]
+        rows[4] = (body, merkle.leaf_hash(b"something else"), action, rid, time)
+        with store.transaction() as tx:
+            tx.append_audit(rows)
+        leaves = list(store.iter_audit_leaves())
+        assert leaves == [(seq, row[0], row[1]) for seq, row in enumerate(rows)]
+        assert [tuple(map(type, leaf)) for leaf in leaves] == [(int, bytes, bytes)] * 6
+        assert leaves == [(r.seq, r.body, r.leaf_hash) for r in store.iter_audit()]
+
+    def test_append_with_a_naive_time_raises_storage_error_and_writes_nothing(
+        self, store: MetadataStore
+    ) -> None:
+        body, leaf_hash, action, rid, time = audit_row(0)
+        with pytest.raises(StorageError), store.transaction() as tx:
+            tx.append_audit([(body, leaf_hash, action, rid, time.replace(tzinfo=None))])
+        assert list(store.iter_audit()) == []
+        with store.transaction() as tx:
+            assert tx.append_audit([audit_row(0)]) == [0]
+
+    def test_iter_audit_leaves_honours_start_and_end(self, store: MetadataStore) -> None:
+        with store.transaction() as tx:
+            tx.append_audit([audit_row(i) for i in range(10)])
+
+        def seqs(start: int = 0, end: int | None = None) -> list[int]:
+            return [seq for seq, _, _ in store.iter_audit_leaves(start, end)]
+
+        assert seqs() == list(range(10))
+        assert seqs(3) == list(range(3, 10))
+        assert seqs(3, 7) == [3, 4, 5, 6]
+        assert seqs(5, 5) == [] and seqs(7, 3) == [] and seqs(10) == [] and seqs(8, 50) == [8, 9]
 
     @pytest.mark.parametrize("handles", ["one shared handle", "a handle per thread"])
     def test_concurrent_appenders_never_duplicate_or_skip_a_seq(
@@ -594,6 +633,7 @@ class MetadataStoreConformance:
         calls: list[Callable[[], object]] = [
             lambda: list(store.iter_recordings()),
             lambda: list(store.iter_audit()),
+            lambda: list(store.iter_audit_leaves()),
             store.checkpoints,
         ]
         for call in calls:

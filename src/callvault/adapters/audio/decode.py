@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pathlib
 import stat
+from typing import BinaryIO
 
 import av
 
@@ -34,8 +35,12 @@ _MEDIA_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 _FIRST_FRAME_BYTES = 4096
 
 
-def analyse(path: pathlib.Path, *, max_bytes: int) -> AudioInfo:
+def analyse(path: pathlib.Path | BinaryIO, *, max_bytes: int) -> AudioInfo:
     """Decode ``path`` fully and describe it, or refuse it.
+
+    ``path`` may also be a readable, seekable binary file object (such as a
+    decrypting view of a stored object, so that no plaintext touches a
+    disk); it is read from its start whatever its position.
 
     Raises ``UnsupportedAudio`` for anything that is not complete, decodable
     WAV or MP3 within the limits in :mod:`callvault.adapters.audio.probe`
@@ -58,25 +63,35 @@ def analyse(path: pathlib.Path, *, max_bytes: int) -> AudioInfo:
         raise UnsupportedAudio("undecodable audio data") from None
 
 
-def _analyse(path: pathlib.Path, max_bytes: int) -> AudioInfo:
+def _analyse(source: pathlib.Path | BinaryIO, max_bytes: int) -> AudioInfo:
+    if not isinstance(source, str | os.PathLike):
+        return _analyse_open(source, source.seek(0, os.SEEK_END), max_bytes, source)
+    path = pathlib.Path(source)
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
         raise InvalidInput("input is not a regular file")
-    size = st.st_size
+    with open(path, "rb") as fh:
+        return _analyse_open(fh, st.st_size, max_bytes, path)
+
+
+def _analyse_open(
+    fh: BinaryIO, size: int, max_bytes: int, source: pathlib.Path | BinaryIO
+) -> AudioInfo:
+    """Checks on the open ``fh``, then a full decode of ``source`` (the same bytes)."""
     if size == 0:
         raise UnsupportedAudio("empty file")
     if size > max_bytes:
         raise UnsupportedAudio(f"larger than the {max_bytes / 1_000_000:g} MB limit")
-    with open(path, "rb") as fh:
-        kind = sniff(fh.read(SNIFF_BYTES))
-        if kind == "wav":
-            layout = read_wav_layout(fh, size)
-        elif kind == "mp3":
-            fh.seek(first_mpeg_frame_offset(fh, size))
-            tagged_frames = xing_frame_count(fh.read(_FIRST_FRAME_BYTES))
-        else:
-            raise UnsupportedAudio("not WAV or MP3 audio")
-    decoded = decode_wav(path, layout) if kind == "wav" else decode_mp3(path, tagged_frames)
+    fh.seek(0)
+    kind = sniff(fh.read(SNIFF_BYTES))
+    if kind == "wav":
+        layout = read_wav_layout(fh, size)
+    elif kind == "mp3":
+        fh.seek(first_mpeg_frame_offset(fh, size))
+        tagged_frames = xing_frame_count(fh.read(_FIRST_FRAME_BYTES))
+    else:
+        raise UnsupportedAudio("not WAV or MP3 audio")
+    decoded = decode_wav(source, layout) if kind == "wav" else decode_mp3(source, tagged_frames)
     return _describe(kind, decoded, size)
 
 

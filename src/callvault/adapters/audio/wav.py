@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+from typing import BinaryIO
 
 import numpy as np
 import soundfile
@@ -45,14 +46,20 @@ class Decoded:
     peaks: bytes
 
 
-def decode_wav(path: pathlib.Path, layout: WavLayout) -> Decoded:
+def decode_wav(path: pathlib.Path | BinaryIO, layout: WavLayout) -> Decoded:
     """Decode every frame; refuse unless the count matches what the header promised.
 
     Integer and companded encodings are read as int16 (libsndfile scales them;
     only the top bits matter for peaks), float encodings as float32 because
-    libsndfile does not scale float to int.
+    libsndfile does not scale float to int.  ``path`` may be a seekable
+    binary file object instead of a path.
     """
-    with soundfile.SoundFile(str(path)) as f:
+    if isinstance(path, pathlib.Path):
+        source: str | BinaryIO = str(path)
+    else:
+        path.seek(0)
+        source = path
+    with soundfile.SoundFile(source) as f:
         if f.format != "WAV" or f.subtype not in CODECS:
             raise UnsupportedAudio("unsupported WAV encoding")
         rate, channels, expected = int(f.samplerate), int(f.channels), int(f.frames)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -25,9 +26,11 @@ from sqlalchemy import (
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 
 from callvault.adapters.db import migrate
+from callvault.adapters.db.accounts import SqlAccounts
+from callvault.adapters.db.grants import SqlGrants
 from callvault.adapters.db.schema import (
     audit_checkpoints,
     audit_entries,
@@ -48,6 +51,11 @@ from callvault.core.ports import AuditRecord
 from callvault.core.recordings import ACTIVE, PENDING, BucketKekRow, RecordingRow, SearchCriteria
 
 _RECORDING_FIELDS = [f.name for f in dataclasses.fields(RecordingRow)]
+_HEAD = select(audit_head.c.size, audit_head.c.frontier).where(audit_head.c.id == 1)
+# Audit entries are read this many at a time, each batch on its own connection.
+_AUDIT_BATCH = 10_000
+_MAX_SEQ = 2**63 - 1  # the largest BIGINT: "no end" in a driver-level range
+_T = TypeVar("_T")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -70,8 +78,19 @@ def _sqlite_begin(conn: Connection) -> None:
     # Take the write lock at BEGIN so two writers never deadlock on upgrade.
     # Pure reads begin deferred: under WAL they read a snapshot beside the
     # writer instead of queueing behind it for the write lock.
+    # Sent straight to the driver: through SQLAlchemy, BEGIN cost more CPU
+    # than the statements of a whole audit append.
     read_only = conn.get_execution_options().get(_READ_ONLY, False)
-    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    statement = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+    try:
+        _dbapi(conn).execute(statement)
+    except sqlite3.Error as exc:
+        raise sa_exc.DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
+
+
+def _dbapi(conn: Connection) -> Any:
+    """The DBAPI connection under ``conn`` (sqlite3 or psycopg)."""
+    return conn.connection.dbapi_connection
 
 
 # Constraint failures the port names: a taken key, and a reference to a
@@ -100,6 +119,56 @@ def _insert_or_merge(conn: Connection, table: Table) -> Any:
     return dialect.insert(table)
 
 
+class _DriverSql:
+    """The audit log's hot paths as driver-level SQL for one dialect.
+
+    Every access appends a durable entry, and verification reads the whole
+    log: on both, SQLAlchemy's statement execution cost several times the
+    driver's own work.  These statements go to the DBAPI cursor as written.
+    Values pass through the columns' own bind processors, so rows are stored
+    exactly as SQLAlchemy stores them (hex UUID and datetime text on SQLite,
+    native types on PostgreSQL); names follow schema.py, and the conformance
+    suite reads these rows back through SQLAlchemy on both dialects.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        postgres = dialect.name == "postgresql"
+
+        def sql(text: str) -> str:
+            # sqlite3 takes qmark parameters, psycopg format parameters.
+            return text.replace("?", "%s") if postgres else text
+
+        head = "SELECT size, frontier FROM audit_head WHERE id = 1"
+        # SQLite holds the write lock since BEGIN IMMEDIATE; PostgreSQL locks the row.
+        self.lock_head = head + " FOR UPDATE" if postgres else head
+        self.seed_head = sql(
+            "INSERT INTO audit_head (id, size, frontier) VALUES (1, 0, ?) "
+            "ON CONFLICT (id) DO NOTHING"
+        )
+        self.insert_entry = sql(
+            "INSERT INTO audit_entries (seq, body, leaf_hash, action, recording_id, time) "
+            "VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        self.update_head = sql("UPDATE audit_head SET size = ?, frontier = ? WHERE id = 1")
+        self.leaves = sql(
+            "SELECT seq, body, leaf_hash FROM audit_entries "
+            "WHERE seq >= ? AND seq < ? ORDER BY seq LIMIT ?"
+        )
+        self.recording_id = _bind_processor(audit_entries.c.recording_id.type, dialect)
+        self.time = _bind_processor(audit_entries.c.time.type, dialect)
+        self.error: type[Exception] = dialect.loaded_dbapi.Error
+
+
+def _bind_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any]:
+    """How SQLAlchemy converts a value of ``type_`` for this dialect's driver."""
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    return process if process is not None else _unchanged
+
+
+def _unchanged(value: Any) -> Any:
+    return value
+
+
 def create_engine_for(url: str) -> Engine:
     from sqlalchemy import create_engine
 
@@ -125,6 +194,7 @@ class SqlMetadataStore:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        self._sql = _DriverSql(engine.dialect)
         try:
             migrate.upgrade(engine)
         except sa_exc.SQLAlchemyError as exc:
@@ -138,7 +208,7 @@ class SqlMetadataStore:
     def transaction(self) -> Iterator[SqlTransaction]:
         try:
             with self._engine.begin() as conn:
-                tx = SqlTransaction(conn)
+                tx = SqlTransaction(conn, self._sql)
                 yield tx
                 if tx.failed:
                     # The caller caught a failed statement's error and carried
@@ -162,20 +232,31 @@ class SqlMetadataStore:
             last = rows[-1].id
 
     def iter_audit(self, start: int = 0, end: int | None = None) -> Iterator[AuditRecord]:
-        batch = 10_000
         cursor = start
         while end is None or cursor < end:
             query = select(audit_entries).where(audit_entries.c.seq >= cursor)
             if end is not None:
                 query = query.where(audit_entries.c.seq < end)
-            query = query.order_by(audit_entries.c.seq).limit(batch)
+            query = query.order_by(audit_entries.c.seq).limit(_AUDIT_BATCH)
             with self._read() as conn:
-                rows = list(conn.execute(query))
+                rows = conn.execute(query).all()
             for r in rows:
                 yield AuditRecord(r.seq, r.body, r.leaf_hash, r.action, r.recording_id, r.time)
-            if len(rows) < batch:
+            if len(rows) < _AUDIT_BATCH:
                 return
             cursor = rows[-1].seq + 1
+
+    def iter_audit_leaves(
+        self, start: int = 0, end: int | None = None
+    ) -> Iterator[tuple[int, bytes, bytes]]:
+        stop = _MAX_SEQ if end is None else end
+        cursor = start
+        while cursor < stop:
+            rows = self._fetch(self._sql.leaves, (cursor, stop, _AUDIT_BATCH))
+            yield from rows
+            if len(rows) < _AUDIT_BATCH:
+                return
+            cursor = rows[-1][0] + 1
 
     def checkpoints(self) -> list[tuple[int, str]]:
         with self._read() as conn:
@@ -192,6 +273,19 @@ class SqlMetadataStore:
                 yield conn.execution_options(**{_READ_ONLY: True})
         except sa_exc.SQLAlchemyError as exc:
             raise StorageError("metadata database") from exc
+
+    def _fetch(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        """Every row (a plain tuple) of a driver-level query, on a read connection."""
+        with self._read() as conn:
+            try:
+                cursor = _dbapi(conn).cursor()
+                try:
+                    cursor.execute(sql, params)
+                    return list(cursor.fetchall())
+                finally:
+                    cursor.close()
+            except self._sql.error as exc:
+                raise StorageError("metadata database") from exc
 
 
 def _recording(row: Any) -> RecordingRow:
@@ -218,8 +312,9 @@ class SqlTransaction:
     doomed: later statements raise ``StorageError`` and it never commits.
     """
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, driver_sql: _DriverSql | None = None) -> None:
         self._c = conn
+        self._sql = driver_sql or _DriverSql(conn.dialect)
         self.failed = False
 
     def _exec(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
@@ -230,6 +325,28 @@ class SqlTransaction:
         except sa_exc.SQLAlchemyError as exc:
             self.failed = True
             raise translate(exc) from exc
+
+    def _driver(self, work: Callable[[Any], _T]) -> _T:
+        """Run ``work`` on a DBAPI cursor of this transaction, with ``_exec``'s contract."""
+        if self.failed:
+            raise StorageError("an earlier statement of this transaction failed")
+        try:
+            cursor = _dbapi(self._c).cursor()
+            try:
+                return work(cursor)
+            finally:
+                cursor.close()
+        except self._sql.error as exc:
+            self.failed = True
+            raise translate(sa_exc.DBAPIError.instance(None, None, exc, self._sql.error)) from exc
+        except sa_exc.SQLAlchemyError as exc:
+            self.failed = True
+            raise translate(exc) from exc
+        except (ValueError, TypeError) as exc:
+            # A value its column's bind processor refuses (a naive datetime),
+            # which SQLAlchemy would have refused as a StatementError.
+            self.failed = True
+            raise StorageError("metadata database") from exc
 
     def _rows(self, statement: Executable) -> list[Any]:
         result = self._exec(statement)
@@ -379,32 +496,25 @@ class SqlTransaction:
     def append_audit(
         self, entries: list[tuple[bytes, bytes, str, uuid.UUID | None, dt.datetime]]
     ) -> list[int]:
-        size, frontier_bytes = self._lock_audit_head()
-        frontier = Frontier.from_bytes(frontier_bytes)
-        rows = []
-        for offset, (body, leaf_hash, action, recording_id, time) in enumerate(entries):
-            frontier.append(leaf_hash)
-            rows.append(
-                {
-                    "seq": size + offset,
-                    "body": body,
-                    "leaf_hash": leaf_hash,
-                    "action": action,
-                    "recording_id": recording_id,
-                    "time": time,
-                }
-            )
-        if rows:
-            self._exec(insert(audit_entries), rows)
-        self._exec(
-            update(audit_head)
-            .where(audit_head.c.id == 1)
-            .values(size=size + len(rows), frontier=frontier.to_bytes())
-        )
-        return list(range(size, size + len(rows)))
+        sql = self._sql
+
+        def append(cursor: Any) -> list[int]:
+            size, frontier_bytes = self._locked_head(cursor)
+            frontier = Frontier.from_bytes(frontier_bytes)
+            rows = []
+            for seq, (body, leaf_hash, action, recording_id, time) in enumerate(entries, size):
+                frontier.append(leaf_hash)
+                stored = (sql.recording_id(recording_id), sql.time(time))
+                rows.append((seq, body, leaf_hash, action, *stored))
+            if rows:
+                cursor.executemany(sql.insert_entry, rows)
+            cursor.execute(sql.update_head, (size + len(rows), frontier.to_bytes()))
+            return list(range(size, size + len(rows)))
+
+        return self._driver(append)
 
     def audit_head(self) -> tuple[int, bytes]:
-        row = self._first(select(audit_head).where(audit_head.c.id == 1))
+        row = self._first(_HEAD)
         if row is None:
             return 0, Frontier().to_bytes()
         return row.size, row.frontier
@@ -420,21 +530,18 @@ class SqlTransaction:
         row = self._first(select(func.max(audit_checkpoints.c.size)))
         return None if row is None or row[0] is None else int(row[0])
 
-    def _lock_audit_head(self) -> tuple[int, bytes]:
-        query = select(audit_head).where(audit_head.c.id == 1)
-        if self._c.dialect.name == "postgresql":
-            query = query.with_for_update()
-        row = self._first(query)
+    def _locked_head(self, cursor: Any) -> tuple[int, bytes]:
+        """(size, frontier) of the log, locked against other appenders until commit."""
+        cursor.execute(self._sql.lock_head)
+        row = cursor.fetchone()
         if row is None:
             # The first append ever creates the head row.  Two first appenders
             # on PostgreSQL would both see none: ON CONFLICT makes the second
             # wait for the first and keep its row, then it locks that row.
-            empty = Frontier().to_bytes()
-            seed = _insert_or_merge(self._c, audit_head).values(id=1, size=0, frontier=empty)
-            self._exec(seed.on_conflict_do_nothing(index_elements=["id"]))
-            row = self._first(query)
-        assert row is not None
-        return row.size, row.frontier
+            cursor.execute(self._sql.seed_head, (Frontier().to_bytes(),))
+            cursor.execute(self._sql.lock_head)
+            row = cursor.fetchone()
+        return int(row[0]), bytes(row[1])
 
     # vault info ----------------------------------------------------------------
 
@@ -445,3 +552,15 @@ class SqlTransaction:
     def set_info(self, key: str, value: str) -> None:
         statement = _insert_or_merge(self._c, vault_info).values(key=key, value=value)
         self._exec(statement.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
+
+    # people, sessions and API tokens ------------------------------------------
+
+    @property
+    def accounts(self) -> SqlAccounts:
+        return SqlAccounts(self)
+
+    # playback and download grants, emergency grants, review items, paged reads
+
+    @property
+    def grants(self) -> SqlGrants:
+        return SqlGrants(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import ssl
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ class VaultApp(Protocol):
     def open_vault(self, prompt: Prompt | None) -> Vault: ...
 
     def create_vault(self, prompt: Prompt | None) -> Vault: ...
+
+    def server_tls(self) -> ssl.SSLContext: ...
 
 
 def _prompt() -> str:

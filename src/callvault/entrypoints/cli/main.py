@@ -10,7 +10,14 @@ from collections.abc import Sequence
 
 from callvault.core.access import OPERATOR, Principal
 from callvault.core.errors import CallvaultError
-from callvault.entrypoints.cli import audit_cmd, keys_cmd, recordings_cmd, vault_cmd
+from callvault.entrypoints.cli import (
+    audit_cmd,
+    keys_cmd,
+    recordings_cmd,
+    serve_cmd,
+    users_cmd,
+    vault_cmd,
+)
 from callvault.entrypoints.cli.common import VaultApp
 
 
@@ -20,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="An encrypted, audited vault for recorded calls. See README.md.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (vault_cmd, recordings_cmd, keys_cmd, audit_cmd):
+    for module in (vault_cmd, recordings_cmd, keys_cmd, audit_cmd, serve_cmd, users_cmd):
         module.register(commands)
     return parser
 

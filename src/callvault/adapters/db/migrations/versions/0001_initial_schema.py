@@ -105,9 +105,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("recordings", schema=None) as batch_op:
         batch_op.create_index("ix_recordings_bucket", ["bucket_kek_id"], unique=False)
-        batch_op.create_index("ix_recordings_call_id", ["call_id_bidx"], unique=False)
-        batch_op.create_index("ix_recordings_caller", ["caller_bidx"], unique=False)
-        batch_op.create_index("ix_recordings_pnr", ["pnr_bidx"], unique=False)
+        batch_op.create_index(
+            "ix_recordings_call_id", ["call_id_bidx", "care_unit", "started_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_recordings_caller", ["caller_bidx", "care_unit", "started_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_recordings_pnr", ["pnr_bidx", "care_unit", "started_at"], unique=False
+        )
         batch_op.create_index("ix_recordings_started", ["started_at"], unique=False)
         batch_op.create_index(
             "ix_recordings_unit_started", ["care_unit", "started_at"], unique=False

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -60,8 +59,6 @@ def upgrade() -> None:
         sa.Column("recovery_hashes", sa.Text(), nullable=True),
         sa.Column("enrol_token_hash", sa.LargeBinary(length=32), nullable=True),
         sa.Column("enrol_expires_at", sa.DateTime(), nullable=True),
-        sa.Column("failed_logins", sa.Integer(), nullable=False),
-        sa.Column("locked_until", sa.DateTime(), nullable=True),
         sa.Column("disabled_at", sa.DateTime(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
