@@ -87,8 +87,8 @@ There are no default accounts. To sign in, create the first administrator
 in another shell:
   {env}
   {cv} users create-admin <name>
-and open the one-time enrolment link it prints (choose a password, scan the
-TOTP QR code); that administrator then creates the other users.
+and enrol with the token from the link it prints, through the API
+(README.md, "Signing in"); that administrator then creates the other users.
 
 The command line works in that shell too, audited under your user name:
   {cv} search --caller 070-174 06 05
