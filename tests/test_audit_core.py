@@ -8,16 +8,10 @@ import uuid
 import pytest
 
 from callvault.core import merkle
-from callvault.core.audit import (
-    Action,
-    AuditEvent,
-    Checkpoint,
-    Outcome,
-    contains_personal_identifier,
-    sign_checkpoint,
-    verify_log,
-)
+from callvault.core.audit import Action, AuditEvent, Outcome, contains_personal_identifier
+from callvault.core.audit_verify import verify_log
 from callvault.core.errors import AuditTampered, InvalidInput
+from callvault.core.notes import Checkpoint, public_key_from_seed, sign_checkpoint
 
 T0 = dt.datetime(2024, 3, 1, 8, 30, 15, 123456, tzinfo=dt.UTC)
 RID = uuid.UUID("6f1c1c7e-8a4e-4c1e-9a51-2b3c4d5e6f70")
@@ -252,7 +246,7 @@ def test_action_and_outcome_may_be_given_as_their_tags() -> None:
 
 SEED = bytes(range(1, 33))
 NAME = "vault.example/audit"
-PUBLIC = merkle.public_key_from_seed(SEED)
+PUBLIC = public_key_from_seed(SEED)
 
 Entry = tuple[int, bytes, bytes]
 

@@ -30,7 +30,8 @@ from callvault.adapters.db.store import SqlMetadataStore
 from callvault.adapters.keys.keyfile import KdfParams, KeyfileProvider
 from callvault.core import merkle
 from callvault.core.access import Principal
-from callvault.core.audit import Action, AuditEvent, Outcome, VerifyReport
+from callvault.core.audit import Action, AuditEvent, Outcome
+from callvault.core.audit_verify import VerifyReport
 from callvault.core.errors import AuditUnavailable, CallvaultError, NotFound
 from callvault.core.ports import SystemClock
 from callvault.core.recordings import ACTIVE

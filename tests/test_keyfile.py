@@ -12,12 +12,8 @@ from typing import Any
 
 import pytest
 
-from callvault.adapters.keys.keyfile import (
-    DEFAULT_KDF,
-    KdfParams,
-    KeyfileProvider,
-    read_passphrase,
-)
+from callvault.adapters.keys.keyfile import DEFAULT_KDF, KdfParams, KeyfileProvider
+from callvault.adapters.keys.securefile import read_passphrase
 from callvault.core.errors import (
     AlreadyExists,
     InsecureKeyFile,

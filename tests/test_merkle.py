@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callvault.core import merkle
+from callvault.core import merkle, notes
 from callvault.core.errors import AuditTampered, InvalidInput
-from callvault.core.merkle import Checkpoint, Frontier
+from callvault.core.merkle import Frontier
+from callvault.core.notes import Checkpoint
 
 # --- a naive reference, written straight from the RFC 9162 §2.1 definitions ---
 
@@ -267,7 +268,7 @@ def test_consistency_holds_for_random_sizes_up_to_600(data: st.DataObject) -> No
 
 SEED = bytes(range(32))
 NAME = "vault.example/audit"
-PUBLIC = merkle.public_key_from_seed(SEED)
+PUBLIC = notes.public_key_from_seed(SEED)
 CP = Checkpoint("vault.example/audit", 70, ROOTS[70])
 
 # The signed-note example of golang.org/x/mod/sumdb/note (Ed25519 is
@@ -286,14 +287,14 @@ GO_NOTE = (
 
 def test_signed_note_matches_the_go_reference_byte_for_byte() -> None:
     seed = base64.b64decode(GO_SKEY.split("+", 4)[4])[1:]
-    assert merkle.sign_note(GO_TEXT, seed, "PeterNeumann") == GO_NOTE
-    assert merkle.verifier_key_string("PeterNeumann", merkle.public_key_from_seed(seed)) == GO_VKEY
-    name, public = merkle.parse_verifier_key(GO_VKEY)
-    assert merkle.open_note(GO_NOTE, public, name) == GO_TEXT
+    assert notes.sign_note(GO_TEXT, seed, "PeterNeumann") == GO_NOTE
+    assert notes.verifier_key_string("PeterNeumann", notes.public_key_from_seed(seed)) == GO_VKEY
+    name, public = notes.parse_verifier_key(GO_VKEY)
+    assert notes.open_note(GO_NOTE, public, name) == GO_TEXT
 
 
 def test_checkpoint_note_has_the_tlog_checkpoint_shape() -> None:
-    note = merkle.sign_checkpoint(CP, SEED, NAME)
+    note = notes.sign_checkpoint(CP, SEED, NAME)
     body, sig = note.split("\n\n")
     assert body == f"vault.example/audit\n70\n{base64.b64encode(ROOTS[70]).decode()}"
     dash, name, payload = sig.rstrip("\n").split(" ")
@@ -304,22 +305,22 @@ def test_checkpoint_note_has_the_tlog_checkpoint_shape() -> None:
 
 
 def test_checkpoint_round_trips_through_sign_and_verify() -> None:
-    note = merkle.sign_checkpoint(CP, SEED, NAME)
-    assert merkle.parse_and_verify_checkpoint(note, PUBLIC, NAME) == CP
+    note = notes.sign_checkpoint(CP, SEED, NAME)
+    assert notes.parse_and_verify_checkpoint(note, PUBLIC, NAME) == CP
     empty = Checkpoint("o", 0, merkle.EMPTY_ROOT)
     assert (
-        merkle.parse_and_verify_checkpoint(merkle.sign_checkpoint(empty, SEED, NAME), PUBLIC, NAME)
+        notes.parse_and_verify_checkpoint(notes.sign_checkpoint(empty, SEED, NAME), PUBLIC, NAME)
         == empty
     )
 
 
 def test_checkpoint_with_wrong_public_key_or_key_name_is_refused() -> None:
-    note = merkle.sign_checkpoint(CP, SEED, NAME)
-    other = merkle.public_key_from_seed(bytes(32))
+    note = notes.sign_checkpoint(CP, SEED, NAME)
+    other = notes.public_key_from_seed(bytes(32))
     with pytest.raises(AuditTampered):
-        merkle.parse_and_verify_checkpoint(note, other, NAME)
+        notes.parse_and_verify_checkpoint(note, other, NAME)
     with pytest.raises(AuditTampered):
-        merkle.parse_and_verify_checkpoint(note, PUBLIC, "other.example/audit")
+        notes.parse_and_verify_checkpoint(note, PUBLIC, "other.example/audit")
 
 
 @pytest.mark.parametrize(
@@ -331,22 +332,22 @@ def test_checkpoint_with_wrong_public_key_or_key_name_is_refused() -> None:
     ],
 )
 def test_edited_checkpoint_is_refused(old: str, new: str) -> None:
-    note = merkle.sign_checkpoint(CP, SEED, NAME)
+    note = notes.sign_checkpoint(CP, SEED, NAME)
     assert old in note
     with pytest.raises(AuditTampered):
-        merkle.parse_and_verify_checkpoint(note.replace(old, new, 1), PUBLIC, NAME)
+        notes.parse_and_verify_checkpoint(note.replace(old, new, 1), PUBLIC, NAME)
 
 
 def test_checkpoint_with_edited_root_is_refused() -> None:
-    note = merkle.sign_checkpoint(CP, SEED, NAME)
+    note = notes.sign_checkpoint(CP, SEED, NAME)
     root_line = note.split("\n")[2]
     forged = base64.b64encode(ROOTS[69]).decode()
     with pytest.raises(AuditTampered):
-        merkle.parse_and_verify_checkpoint(note.replace(root_line, forged), PUBLIC, NAME)
+        notes.parse_and_verify_checkpoint(note.replace(root_line, forged), PUBLIC, NAME)
 
 
 def test_checkpoint_with_flipped_signature_byte_is_refused() -> None:
-    note = merkle.sign_checkpoint(CP, SEED, NAME)
+    note = notes.sign_checkpoint(CP, SEED, NAME)
     body, sig = note.split("\n\n")
     dash, name, payload = sig.rstrip("\n").split(" ")
     raw = bytearray(base64.b64decode(payload))
@@ -355,7 +356,7 @@ def test_checkpoint_with_flipped_signature_byte_is_refused() -> None:
         flipped[index] ^= 0x01
         forged = f"{body}\n\n{dash} {name} {base64.b64encode(flipped).decode()}\n"
         with pytest.raises(AuditTampered):
-            merkle.parse_and_verify_checkpoint(forged, PUBLIC, NAME)
+            notes.parse_and_verify_checkpoint(forged, PUBLIC, NAME)
 
 
 def test_validly_signed_but_non_canonical_checkpoint_is_refused() -> None:
@@ -365,18 +366,18 @@ def test_validly_signed_but_non_canonical_checkpoint_is_refused() -> None:
     # the form this log writes, so it is refused even with a good signature.
     padding_bits = root[:-2] + chr(ord(root[-2]) + 1) + "="
     assert base64.b64decode(padding_bits) == ROOTS[5]
-    note = merkle.sign_note(f"{NAME}\n5\n{padding_bits}\n", SEED, NAME)
+    note = notes.sign_note(f"{NAME}\n5\n{padding_bits}\n", SEED, NAME)
     with pytest.raises(AuditTampered):
-        merkle.parse_and_verify_checkpoint(note, PUBLIC, NAME)
+        notes.parse_and_verify_checkpoint(note, PUBLIC, NAME)
 
 
 def test_cosignature_by_another_key_is_ignored_but_our_signature_is_required() -> None:
-    note = merkle.sign_checkpoint(CP, SEED, NAME)
-    cosigned = merkle.sign_checkpoint(CP, bytes(32), "witness.example")
+    note = notes.sign_checkpoint(CP, SEED, NAME)
+    cosigned = notes.sign_checkpoint(CP, bytes(32), "witness.example")
     witness_line = cosigned.split("\n\n")[1]
-    assert merkle.parse_and_verify_checkpoint(note + witness_line, PUBLIC, NAME) == CP
+    assert notes.parse_and_verify_checkpoint(note + witness_line, PUBLIC, NAME) == CP
     with pytest.raises(AuditTampered):
-        merkle.parse_and_verify_checkpoint(cosigned, PUBLIC, NAME)
+        notes.parse_and_verify_checkpoint(cosigned, PUBLIC, NAME)
 
 
 @pytest.mark.parametrize(
@@ -392,26 +393,26 @@ def test_cosignature_by_another_key_is_ignored_but_our_signature_is_required() -
     ],
 )
 def test_malformed_note_is_refused(mangle: object) -> None:
-    note = merkle.sign_checkpoint(CP, SEED, NAME)
+    note = notes.sign_checkpoint(CP, SEED, NAME)
     assert callable(mangle)
     with pytest.raises(AuditTampered):
-        merkle.parse_and_verify_checkpoint(mangle(note), PUBLIC, NAME)
+        notes.parse_and_verify_checkpoint(mangle(note), PUBLIC, NAME)
 
 
 def test_verifier_key_round_trips_and_rejects_a_wrong_key_hash() -> None:
-    vkey = merkle.verifier_key_string(NAME, PUBLIC)
+    vkey = notes.verifier_key_string(NAME, PUBLIC)
     assert vkey.startswith(f"{NAME}+") and vkey.count("+") >= 2
-    assert merkle.parse_verifier_key(vkey) == (NAME, PUBLIC)
+    assert notes.parse_verifier_key(vkey) == (NAME, PUBLIC)
     name, key_id, material = vkey.split("+", 2)
     wrong_id = f"{int(key_id, 16) ^ 1:08x}"
     with pytest.raises(InvalidInput):
-        merkle.parse_verifier_key(f"{name}+{wrong_id}+{material}")
+        notes.parse_verifier_key(f"{name}+{wrong_id}+{material}")
 
 
 @pytest.mark.parametrize("name", ["", "has space", "a+b", "tab\there"])
 def test_key_names_with_spaces_or_plus_are_refused(name: str) -> None:
     with pytest.raises(InvalidInput):
-        merkle.sign_checkpoint(CP, SEED, name)
+        notes.sign_checkpoint(CP, SEED, name)
 
 
 @pytest.mark.parametrize(
@@ -431,4 +432,4 @@ def test_invalid_checkpoint_fields_are_refused(origin: str, size: int, root: byt
 
 def test_signing_refuses_a_seed_of_the_wrong_length() -> None:
     with pytest.raises(InvalidInput):
-        merkle.sign_checkpoint(CP, bytes(31), NAME)
+        notes.sign_checkpoint(CP, bytes(31), NAME)

@@ -12,7 +12,8 @@ import pytest
 from callvault.adapters.db.store import SqlMetadataStore
 from callvault.core.errors import AlreadyExists, ConfigError, StorageError
 from callvault.testing import postgres
-from callvault.testing.metadata import T0, MetadataStoreConformance, StoreFactory
+from callvault.testing.metadata import MetadataStoreConformance
+from callvault.testing.metadata_support import T0, StoreFactory
 
 
 class TestSqliteMetadataStore(MetadataStoreConformance):

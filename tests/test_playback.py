@@ -33,7 +33,7 @@ from callvault.core.errors import (
     RangeNotSatisfiable,
     RateLimited,
 )
-from callvault.core.ports import ReviewItemRow
+from callvault.core.rows import ReviewItemRow
 from callvault.services import accounts, ingest, playback
 from callvault.services import vault as vault_service
 from callvault.services.context import Vault

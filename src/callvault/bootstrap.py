@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
-from callvault.adapters.keys.keyfile import KeyfileProvider, read_passphrase
+from callvault.adapters.keys.keyfile import KeyfileProvider
+from callvault.adapters.keys.securefile import read_passphrase
 from callvault.config import Settings
 from callvault.core.errors import ConfigError, VaultNotInitialised
 from callvault.core.ports import KeyProvider, SystemClock

@@ -39,8 +39,8 @@ from callvault.core.errors import (
     Unauthenticated,
 )
 from callvault.core.passwords import check_password
-from callvault.core.ports import CareUnitRow, UserRow
 from callvault.core.recordings import validate_care_unit
+from callvault.core.rows import CareUnitRow, UserRow
 from callvault.services import audit, credentials, sessions, tokens
 from callvault.services.context import Vault
 from callvault.services.guard import authorise

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from callvault.core import audit as log
 from callvault.core import merkle
 from callvault.core.access import Principal
 from callvault.core.audit import Action, AuditEvent, Outcome
+from callvault.core.audit_verify import VerifyReport, verify_log
 from callvault.core.errors import AuditUnavailable, CallvaultError, InvalidInput, StorageError
+from callvault.core.notes import Checkpoint, sign_checkpoint, verifier_key_string
 from callvault.core.ports import Transaction
 from callvault.services.context import Vault
 
@@ -115,7 +116,7 @@ def key_name(vault: Vault) -> str:
 
 def verifier_key(vault: Vault) -> str:
     """The note verifier key operators publish so anyone can check checkpoints."""
-    return log.verifier_key_string(key_name(vault), public_key(vault))
+    return verifier_key_string(key_name(vault), public_key(vault))
 
 
 def checkpoint(vault: Vault, principal: Principal) -> str:
@@ -142,14 +143,14 @@ def seal(vault: Vault) -> str | None:
 def _sign_head(vault: Vault, tx: Transaction) -> str:
     size, frontier = tx.audit_head()
     root = merkle.Frontier.from_bytes(frontier).root()
-    note = log.sign_checkpoint(
-        log.Checkpoint(vault.origin, size, root), vault.keys.audit_signing_seed(), key_name(vault)
+    note = sign_checkpoint(
+        Checkpoint(vault.origin, size, root), vault.keys.audit_signing_seed(), key_name(vault)
     )
     tx.add_checkpoint(size, note, vault.now())
     return note
 
 
-def verify(vault: Vault, principal: Principal) -> log.VerifyReport:
+def verify(vault: Vault, principal: Principal) -> VerifyReport:
     """Verify the log (see ``check``) and record that it was done."""
     report = check(vault)
     record_alone(
@@ -162,7 +163,7 @@ def verify(vault: Vault, principal: Principal) -> log.VerifyReport:
     return report
 
 
-def check(vault: Vault) -> log.VerifyReport:
+def check(vault: Vault) -> VerifyReport:
     """Recompute every leaf and every checkpointed root; the log is read, not trusted.
 
     Also compares the stored head (size and Merkle frontier, which appends
@@ -171,7 +172,7 @@ def check(vault: Vault) -> log.VerifyReport:
     """
     entries = vault.store.iter_audit_leaves()
     notes = [note for _size, note in vault.store.checkpoints()]
-    report = log.verify_log(entries, notes, public_key(vault), key_name(vault))
+    report = verify_log(entries, notes, public_key(vault), key_name(vault))
     with vault.store.transaction() as tx:
         size, frontier = tx.audit_head()
     recomputed = merkle.Frontier()

@@ -12,9 +12,11 @@ import uuid
 from dataclasses import dataclass
 
 from callvault.core.access import Operation, Principal
-from callvault.core.audit import Action, AuditEvent, VerifyReport
+from callvault.core.audit import Action, AuditEvent
+from callvault.core.audit_verify import VerifyReport
 from callvault.core.errors import InvalidInput
-from callvault.core.ports import AuditFilter, Transaction
+from callvault.core.ports import Transaction
+from callvault.core.rows import AuditFilter
 from callvault.services import audit
 from callvault.services.context import Vault
 from callvault.services.details import parse_timestamp

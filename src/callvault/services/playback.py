@@ -39,9 +39,9 @@ from callvault.core.access import (
 )
 from callvault.core.audit import Action, Outcome, contains_personal_identifier
 from callvault.core.errors import AccessDenied, InvalidInput, RateLimited
-from callvault.core.ports import AccessGrantRow, EmergencyGrantRow
 from callvault.core.ranges import ByteRange, parse_range
 from callvault.core.recordings import RecordingRow
+from callvault.core.rows import AccessGrantRow, EmergencyGrantRow
 from callvault.services import audit, keyring
 from callvault.services.context import Vault
 from callvault.services.guard import deny, flag, reachable

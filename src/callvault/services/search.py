@@ -30,8 +30,9 @@ from callvault.core.access import (
 )
 from callvault.core.audit import Action
 from callvault.core.errors import InvalidInput
-from callvault.core.ports import RecordingFilter, Transaction
+from callvault.core.ports import Transaction
 from callvault.core.recordings import RecordingRow, validate_agent, validate_care_unit
+from callvault.core.rows import RecordingFilter
 from callvault.services import audit
 from callvault.services.context import Vault
 from callvault.services.details import call_id_index, parse_timestamp

@@ -33,7 +33,8 @@ from callvault.core.errors import (
     RateLimited,
     Unauthenticated,
 )
-from callvault.core.ports import AccountsRepo, SessionRow, Transaction, UserRow
+from callvault.core.ports import AccountsRepo, Transaction
+from callvault.core.rows import SessionRow, UserRow
 from callvault.services import audit, credentials
 from callvault.services.context import Vault
 from callvault.services.throttles import ThrottleKeys

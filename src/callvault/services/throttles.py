@@ -21,7 +21,8 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
-from callvault.core.ports import AccountsRepo, ThrottleRow
+from callvault.core.ports import AccountsRepo
+from callvault.core.rows import ThrottleRow
 from callvault.services import credentials
 from callvault.services.context import Vault
 

@@ -22,8 +22,8 @@ from typing import Final
 from callvault.core.access import Operation, Principal, Role, UnitTarget
 from callvault.core.audit import Action, Outcome, contains_personal_identifier
 from callvault.core.errors import AlreadyExists, InvalidInput, NotFound, Unauthenticated
-from callvault.core.ports import ApiTokenRow
 from callvault.core.recordings import validate_care_unit
+from callvault.core.rows import ApiTokenRow
 from callvault.services import audit, credentials
 from callvault.services.context import Vault
 from callvault.services.guard import authorise

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from callvault.core import format as cv1
 from callvault.core.access import Principal
-from callvault.core.audit import Action, Outcome, VerifyReport
+from callvault.core.audit import Action, Outcome
+from callvault.core.audit_verify import VerifyReport
 from callvault.core.errors import CallvaultError
 from callvault.core.recordings import ACTIVE, RecordingRow
 from callvault.services import audit, keyring

@@ -31,7 +31,7 @@ from callvault.adapters.db.schema import (
     users,
 )
 from callvault.core.errors import InvalidInput
-from callvault.core.ports import (
+from callvault.core.rows import (
     ApiTokenRow,
     CareUnitRow,
     EmergencyGrantRow,

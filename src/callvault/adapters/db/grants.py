@@ -24,7 +24,8 @@ from callvault.adapters.db.schema import (
     recordings,
     review_items,
 )
-from callvault.core.ports import (
+from callvault.core.recordings import ACTIVE, PENDING, RecordingRow
+from callvault.core.rows import (
     AccessGrantRow,
     AuditFilter,
     AuditRecord,
@@ -32,7 +33,6 @@ from callvault.core.ports import (
     RecordingFilter,
     ReviewItemRow,
 )
-from callvault.core.recordings import ACTIVE, PENDING, RecordingRow
 
 if TYPE_CHECKING:
     from callvault.adapters.db.store import SqlTransaction

@@ -44,7 +44,7 @@ import pkcs11
 from pkcs11 import Attribute, GCMParams, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11
 
-from callvault.adapters.keys.keyfile import read_secret_setting
+from callvault.adapters.keys.securefile import read_secret_setting
 from callvault.core.errors import (
     AlreadyExists,
     ConfigError,
