@@ -139,3 +139,28 @@ def test_summary_flags_a_benchmark_whose_results_are_stale(benches: Benches) -> 
     benches("audit")
     rows = run_all.summarise(["audit"], time.time() + 3600, benches.results)
     assert rows == [{"bench": "audit", "measure": "no fresh results", "ok": False}]
+
+
+# --- http: callvault serve against nginx, then concurrent players ---------------------------
+# Registered here so the summary test above covers it too; nginx is a Debian package the
+# benchmark starts itself (make system-deps installs it), never skipped when missing.
+
+from bench import bench_http  # noqa: E402
+
+MAINS["http"] = bench_http.main
+WITH_WORKDIR.add("http")
+
+
+def test_http_benchmark_serves_ranges_from_both_servers_and_streams_to_players(
+    benches: Benches,
+) -> None:
+    assert bench_http.nginx_binary(), "nginx is missing: apt-get install nginx"
+    rows = measures(benches("http"))
+    for server in ("callvault", "nginx"):
+        assert rows[f"{server}: failed requests []"]["value"] == 0
+        assert_finite_positive([rows[f"{server}: throughput [req/s]"], rows[f"{server}: p99 [ms]"]])
+    assert rows["ranges differing from nginx []"]["value"] == 0
+    assert rows["callvault / nginx (req/s) [x]"]["target"] == ">= 0.5"
+    assert rows["players: requests []"]["value"] >= 10
+    assert rows["players: failed requests []"]["value"] == 0
+    assert rows["players: stalls [chunks]"]["target"] == "<= 0"

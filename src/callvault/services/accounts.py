@@ -27,7 +27,6 @@ from callvault.core.access import (
     Operation,
     Principal,
     Role,
-    UnitTarget,
     account_role,
 )
 from callvault.core.audit import Action, Outcome, contains_personal_identifier
@@ -144,10 +143,11 @@ def create_user(
     unit, ``InvalidInput`` for a bad name or role, or a call handler or
     supervisor without a care unit.
     """
+    # Who is asking is settled before the input is looked at (R11, R13).
+    authorise(vault, principal, Operation.USER_MANAGE, None)
     name, parsed, units = validate_username(username), person_role(role), _units(care_units)
     if parsed in _UNIT_ROLES and not units:
         raise InvalidInput("a call handler or supervisor belongs to at least one care unit")
-    authorise(vault, principal, Operation.USER_MANAGE, None)
     now = vault.now()
     enrolment, token_hash = _new_enrolment(name, now)
     row = UserRow(
@@ -188,8 +188,8 @@ def reset_user(vault: Vault, principal: Principal, username: str) -> Enrolment:
 
     For a lost authenticator or a forgotten password.
     """
-    name = validate_username(username)
     authorise(vault, principal, Operation.USER_MANAGE, None)
+    name = validate_username(username)
     now = vault.now()
     enrolment, token_hash = _new_enrolment(name, now)
     with vault.store.transaction() as tx:
@@ -206,8 +206,8 @@ def reset_user(vault: Vault, principal: Principal, username: str) -> Enrolment:
 
 def disable_user(vault: Vault, principal: Principal, username: str) -> None:
     """Disable for good: no sign-in, every session ended at once."""
-    name = validate_username(username)
     authorise(vault, principal, Operation.USER_MANAGE, None)
+    name = validate_username(username)
     now = vault.now()
     with vault.store.transaction() as tx:
         user = tx.accounts.user_by_name(name)
@@ -229,8 +229,8 @@ def disable_user(vault: Vault, principal: Principal, username: str) -> None:
 
 def create_care_unit(vault: Vault, principal: Principal, unit_id: str, name: str) -> CareUnitRow:
     """``AlreadyExists`` if the id is taken."""
+    authorise(vault, principal, Operation.UNIT_MANAGE, None)
     row = CareUnitRow(validate_care_unit(unit_id), _unit_name(name), vault.now())
-    authorise(vault, principal, Operation.UNIT_MANAGE, UnitTarget(row.id))
     with vault.store.transaction() as tx:
         if tx.accounts.get_care_unit(row.id) is not None:
             raise AlreadyExists("care unit")

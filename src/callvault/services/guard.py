@@ -80,6 +80,15 @@ def flag(decision: Decision) -> dict[str, str | int | bool | None] | None:
     return {"emergency": True} if decision.emergency else None
 
 
+def refuse_role_level(
+    vault: Vault, principal: Principal, recording_id: uuid.UUID, operation: Operation
+) -> None:
+    """``AccessDenied`` (logged) if the role never does ``operation`` on any recording."""
+    anywhere = can(principal, operation, RecordingTarget("", None, recording_id), now=vault.now())
+    if anywhere.reason_code in _ROLE_LEVEL:
+        deny(vault, principal, operation, anywhere, recording_id)
+
+
 def reachable(
     vault: Vault,
     principal: Principal,
@@ -97,9 +106,7 @@ def reachable(
     principal may not even view it (logged as denied); ``AccessDenied`` if
     they may view it but not do ``operation`` (logged).
     """
-    anywhere = can(principal, operation, RecordingTarget("", None, recording_id), now=vault.now())
-    if anywhere.reason_code in _ROLE_LEVEL:
-        deny(vault, principal, operation, anywhere, recording_id)
+    refuse_role_level(vault, principal, recording_id, operation)
     with vault.store.transaction() as tx:
         row = tx.get_recording(recording_id)
     if row is None or row.state != ACTIVE:

@@ -44,7 +44,7 @@ from callvault.core.recordings import RecordingRow
 from callvault.core.rows import AccessGrantRow, EmergencyGrantRow
 from callvault.services import audit, keyring
 from callvault.services.context import Vault
-from callvault.services.guard import deny, flag, reachable
+from callvault.services.guard import deny, flag, reachable, refuse_role_level
 from callvault.services.recordings import check_ciphertext, check_length, object_reader
 
 GRANT_TTL = dt.timedelta(minutes=10)
@@ -138,6 +138,8 @@ def open_download(
 def _open_grant(
     vault: Vault, principal: Principal, recording_id: uuid.UUID, reason: str, kind: _Kind
 ) -> Grant:
+    # A role that never plays or downloads is refused before its reason is read.
+    refuse_role_level(vault, principal, recording_id, kind.operation)
     text = purpose(reason)
     row, decision = reachable(vault, principal, recording_id, kind.operation, kind.action, text)
     user_id = _user_id(vault, principal, kind.operation, row.id)

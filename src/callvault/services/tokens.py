@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Final
 
-from callvault.core.access import Operation, Principal, Role, UnitTarget
+from callvault.core.access import Operation, Principal, Role
 from callvault.core.audit import Action, Outcome, contains_personal_identifier
 from callvault.core.errors import AlreadyExists, InvalidInput, NotFound, Unauthenticated
 from callvault.core.recordings import validate_care_unit
@@ -90,8 +90,9 @@ def principal_of(row: ApiTokenRow) -> Principal:
 
 def create(vault: Vault, principal: Principal, name: str, care_unit: str) -> NewToken:
     """A new recorder token for ``care_unit``; ``NotFound`` for an unknown unit."""
+    # Who is asking is settled before the input is looked at (R11, R13).
+    authorise(vault, principal, Operation.TOKEN_MANAGE, None)
     clean, unit = validate_name(name), validate_care_unit(care_unit)
-    authorise(vault, principal, Operation.TOKEN_MANAGE, UnitTarget(unit))
     secret = PREFIX + credentials.new_secret()
     row = ApiTokenRow(
         id=uuid.uuid4(),

@@ -103,14 +103,14 @@ def create_engine_for(url: str) -> Engine:
         raise ConfigError("CALLVAULT_DATABASE_URL is not a database URL") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        engine = create_engine(parsed)
+        engine = create_engine(parsed, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True)
+        return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
     raise ConfigError(f"unsupported database backend {backend!r} (sqlite or postgresql)")
 
 

@@ -93,6 +93,18 @@ def open_listener(address: BindAddress) -> socket.socket:
     return sock
 
 
+class DropAll(logging.Filter):
+    """Silence a logger for good.
+
+    uvicorn turns its access log back on as soon as ``uvicorn.access`` has a
+    handler, and that log carries raw paths and query strings; a filter on
+    the logger itself holds whatever handlers are added later.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
 class DropTracebacks(logging.Filter):
     """Replace a record's traceback by the exception's type name.
 
@@ -122,14 +134,19 @@ def log_config() -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"drop_tracebacks": {"()": DropTracebacks}},
+        "filters": {"drop_tracebacks": {"()": DropTracebacks}, "drop_all": {"()": DropAll}},
         "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
         "handlers": {"stderr": handler},
         "loggers": {
             "callvault": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
             "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
             "uvicorn.error": {"level": "INFO"},
-            "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+            "uvicorn.access": {
+                "handlers": [],
+                "filters": ["drop_all"],
+                "level": "CRITICAL",
+                "propagate": False,
+            },
             "asyncio": quiet,
         },
     }
