@@ -260,10 +260,10 @@ class _TimedStore:
         self._inner, self._seconds = inner, seconds
 
     @contextmanager
-    def transaction(self) -> Iterator[Any]:
+    def transaction(self, read_only: bool = False) -> Iterator[Any]:
         start = time.perf_counter()
         try:
-            with self._inner.transaction() as tx:
+            with self._inner.transaction(read_only=read_only) as tx:
                 yield tx
         finally:
             self._seconds["db"] += time.perf_counter() - start

@@ -250,8 +250,12 @@ class Transaction(Protocol):
 class MetadataStore(Protocol):
     """The metadata database (SQLite by default, PostgreSQL for scale-out)."""
 
-    def transaction(self) -> AbstractContextManager[Transaction]:
+    def transaction(self, read_only: bool = False) -> AbstractContextManager[Transaction]:
         """A unit of work; commits on normal exit, rolls back on an exception.
+
+        ``read_only=True`` is for pure reads: it takes no write lock (it runs
+        beside writers, not behind them) and every write inside it raises
+        ``StorageError`` and dooms it.  Its reads see one consistent snapshot.
 
         Raises ``StorageError`` if the database cannot be reached or the commit fails.
         """

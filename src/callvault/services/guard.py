@@ -107,8 +107,24 @@ def reachable(
     they may view it but not do ``operation`` (logged).
     """
     refuse_role_level(vault, principal, recording_id, operation)
-    with vault.store.transaction() as tx:
+    with vault.store.transaction(read_only=True) as tx:
         row = tx.get_recording(recording_id)
+    return admit(vault, principal, recording_id, row, operation, action, reason)
+
+
+def admit(
+    vault: Vault,
+    principal: Principal,
+    recording_id: uuid.UUID,
+    row: RecordingRow | None,
+    operation: Operation,
+    action: Action,
+    reason: str | None = None,
+) -> tuple[RecordingRow, Decision]:
+    """:func:`reachable` for a ``row`` the caller read (None: no such row).
+
+    The caller must have run :func:`refuse_role_level` before reading it.
+    """
     if row is None or row.state != ACTIVE:
         audit.record_alone(
             vault,

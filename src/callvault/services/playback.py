@@ -36,15 +36,17 @@ from callvault.core.access import (
     EmergencyGrant,
     Operation,
     Principal,
+    RecordingTarget,
+    can,
 )
 from callvault.core.audit import Action, Outcome, contains_personal_identifier
 from callvault.core.errors import AccessDenied, InvalidInput, RateLimited
 from callvault.core.ranges import ByteRange, parse_range
-from callvault.core.recordings import RecordingRow
+from callvault.core.recordings import ACTIVE, RecordingRow
 from callvault.core.rows import AccessGrantRow, EmergencyGrantRow
 from callvault.services import audit, keyring
 from callvault.services.context import Vault
-from callvault.services.guard import deny, flag, reachable, refuse_role_level
+from callvault.services.guard import admit, deny, flag, reachable, refuse_role_level
 from callvault.services.recordings import check_ciphertext, check_length, object_reader
 
 GRANT_TTL = dt.timedelta(minutes=10)
@@ -207,10 +209,36 @@ def audio(
     logged; served ranges are not.  ``InvalidInput``/``RangeNotSatisfiable``
     for a bad range, only once the grant is established.
     """
-    row, _ = reachable(vault, principal, recording_id, PLAY.operation, PLAY.action)
-    dek = _within_grant(vault, principal, row, PLAY)
+    refuse_role_level(vault, principal, recording_id, PLAY.operation)
+    found, dek = _play_lookup(vault, principal, recording_id)
+    row, _ = admit(vault, principal, recording_id, found, PLAY.operation, PLAY.action)
+    if dek is None:
+        deny(vault, principal, PLAY.operation, "no_grant", row.id)
     byte_range = parse_range(range_header, row.plaintext_size)
     return _serve(vault, row, dek, byte_range, None, full_check=False)
+
+
+def _play_lookup(
+    vault: Vault, principal: Principal, recording_id: uuid.UUID
+) -> tuple[RecordingRow | None, bytes | None]:
+    """The recording row and, under an open playback grant, its DEK.
+
+    One read-only unit for every lookup (no write lock, one snapshot).  The
+    DEK is unwrapped only if ``principal`` may play the row right now; the
+    caller still runs :func:`admit` to log and raise any refusal.
+    """
+    now = vault.now()
+    with vault.store.transaction(read_only=True) as tx:
+        row = tx.get_recording(recording_id)
+        if row is None or row.state != ACTIVE:
+            return row, None
+        if not can(principal, PLAY.operation, RecordingTarget.of(row), now=now).allowed:
+            return row, None
+        user = tx.accounts.user_by_name(principal.name)
+        if user is None or user.disabled_at is not None:
+            return row, None
+        grant = tx.grants.open_grant(PLAY.name, user.id, principal.session, row.id, now)
+        return row, (keyring.unwrap_dek(vault, tx, row) if grant is not None else None)
 
 
 def download(vault: Vault, principal: Principal, recording_id: uuid.UUID) -> AudioStream:

@@ -329,13 +329,37 @@ def resolve_session(
     (and an ``access:denied`` entry) when a state-changing ``method`` comes
     without the session's CSRF token.
     """
-    now = vault.now()
+    now, method = vault.now(), method.upper()
     id_hash = credentials.digest(session_token)
-    with vault.store.transaction() as tx:
-        outcome = _use_session(vault, tx, id_hash, csrf_token, method.upper(), now)
+    # Most requests only read: a read-only unit runs beside writers instead
+    # of queueing for the write lock.  Anything that must write (end an
+    # expired session, log a CSRF refusal, touch last_seen) goes the
+    # writing way, which checks everything afresh.
+    with vault.store.transaction(read_only=True) as tx:
+        outcome = _peek_session(tx.accounts, id_hash, csrf_token, method, now)
+    if outcome is None:
+        with vault.store.transaction() as tx:
+            outcome = _use_session(vault, tx, id_hash, csrf_token, method, now)
     if isinstance(outcome, _Failure):
         raise outcome.error
     return outcome
+
+
+def _peek_session(
+    repo: AccountsRepo, id_hash: bytes, csrf_token: str | None, method: str, now: dt.datetime
+) -> Principal | _Failure | None:
+    """The outcome if it needs no write, else None (for :func:`_use_session`)."""
+    row = repo.session_by_hash(id_hash)
+    if row is None:
+        return _Failure(Unauthenticated())
+    if not _live(row, now) or now - row.last_seen_at >= TOUCH_INTERVAL:
+        return None
+    if method not in SAFE_METHODS and not credentials.same_digest(csrf_token, row.csrf_hash):
+        return None
+    user = repo.get_user(row.user_id)
+    if user is None or not _can_sign_in(user):
+        return _Failure(Unauthenticated())
+    return user_principal(user, row.public_id, _emergency(repo, user, now))
 
 
 def _use_session(

@@ -39,6 +39,7 @@ from callvault.core.errors import AlreadyExists, Conflict, StorageError
 from callvault.core.ports import MetadataStore
 from callvault.core.recordings import ACTIVE, PENDING, BucketKekRow, RecordingRow, SearchCriteria
 from callvault.testing.metadata_audit import AuditLogConformance
+from callvault.testing.metadata_reads import ReadOnlyUnitConformance
 from callvault.testing.metadata_support import (
     HOUR,
     T0,
@@ -51,11 +52,12 @@ from callvault.testing.metadata_support import (
 __all__ = ["MetadataStoreConformance"]
 
 
-class MetadataStoreConformance(AuditLogConformance):
+class MetadataStoreConformance(AuditLogConformance, ReadOnlyUnitConformance):
     """Behaviour every MetadataStore adapter shares; see the module docstring.
 
     Recordings, search, bucket KEKs, vault info and failures are checked
-    here; the audit log by :class:`AuditLogConformance`.
+    here; the audit log by :class:`AuditLogConformance`, read-only units by
+    :class:`ReadOnlyUnitConformance`.
     """
 
     # -- recordings ------------------------------------------------------------

@@ -58,6 +58,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 _READ_ONLY = "callvault_read_only"
+_QUERY_ONLY = "callvault_query_only"
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -69,6 +70,12 @@ def _sqlite_begin(conn: Connection) -> None:
     read_only = conn.get_execution_options().get(_READ_ONLY, False)
     statement = "BEGIN" if read_only else "BEGIN IMMEDIATE"
     try:
+        # query_only makes SQLite itself refuse every write of a read-only
+        # unit, however it is issued.  The flag outlives the transaction on
+        # the pooled connection, so it is only sent when it must change.
+        if conn.info.get(_QUERY_ONLY, False) != read_only:
+            dbapi(conn).execute(f"PRAGMA query_only={int(read_only)}")
+            conn.info[_QUERY_ONLY] = read_only
         dbapi(conn).execute(statement)
     except sqlite3.Error as exc:
         raise sa_exc.DBAPIError.instance(statement, None, exc, sqlite3.Error) from exc
@@ -133,16 +140,24 @@ class SqlMetadataStore(AuditLogReads):
         return cls(create_engine_for(url))
 
     @contextmanager
-    def transaction(self) -> Iterator[SqlTransaction]:
+    def transaction(self, read_only: bool = False) -> Iterator[SqlTransaction]:
         try:
-            with self._engine.begin() as conn:
-                tx = SqlTransaction(conn, self._sql)
-                yield tx
-                if tx.failed:
-                    # The caller caught a failed statement's error and carried
-                    # on.  PostgreSQL has aborted the transaction already and
-                    # SQLite would commit the rest: neither may happen silently.
-                    raise StorageError("a statement of this transaction failed; nothing committed")
+            with self._engine.connect() as conn:
+                if read_only:
+                    # SQLite: a deferred BEGIN with query_only (see
+                    # _sqlite_begin); PostgreSQL: BEGIN READ ONLY.
+                    conn.execution_options(**{_READ_ONLY: True, "postgresql_readonly": True})
+                with conn.begin():
+                    tx = SqlTransaction(conn, self._sql)
+                    yield tx
+                    if tx.failed:
+                        # The caller caught a failed statement's error and
+                        # carried on.  PostgreSQL has aborted the transaction
+                        # already and SQLite would commit the rest: neither may
+                        # happen silently.
+                        raise StorageError(
+                            "a statement of this transaction failed; nothing committed"
+                        )
         except sa_exc.SQLAlchemyError as exc:
             raise translate(exc) from exc
 
