@@ -155,6 +155,19 @@ def _reclaim(vault: Vault, row: RecordingRow) -> None:
             tx.delete_recording(row.id)
 
 
+def audio_columns(f: AudioFacts) -> dict[str, Any]:
+    """The row's columns that come from decoding the audio (never from its headers)."""
+    return {
+        "container": f.container,
+        "codec": f.codec,
+        "sample_rate": f.sample_rate,
+        "channels": f.channels,
+        "frames": f.frames,
+        "duration_ms": round(f.duration_seconds * 1000),
+        "plaintext_size": f.size_bytes,
+    }
+
+
 def _pending_row(
     recording_id: uuid.UUID,
     fingerprint: bytes,
@@ -178,13 +191,7 @@ def _pending_row(
         wrapped_dek=wrapped_dek,
         commitment=commitment,
         media_type=f.media_type,
-        container=f.container,
-        codec=f.codec,
-        sample_rate=f.sample_rate,
-        channels=f.channels,
-        frames=f.frames,
-        duration_ms=round(f.duration_seconds * 1000),
-        plaintext_size=f.size_bytes,
+        **audio_columns(f),
         ciphertext_size=None,
         ciphertext_sha256=None,
         care_unit=details.care_unit,
@@ -402,13 +409,7 @@ def _active_row(
     return dataclasses.replace(
         row,
         state=ACTIVE,
-        container=f.container,
-        codec=f.codec,
-        sample_rate=f.sample_rate,
-        channels=f.channels,
-        frames=f.frames,
-        duration_ms=round(f.duration_seconds * 1000),
-        plaintext_size=f.size_bytes,
+        **audio_columns(f),
         ciphertext_size=size,
         ciphertext_sha256=sha256,
         enc_peaks=peaks,
