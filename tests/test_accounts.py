@@ -31,6 +31,7 @@ from callvault.core.errors import (
 from callvault.core.passwords import check_password
 from callvault.services import accounts, credentials, sessions, tokens
 from callvault.services.context import Vault
+from callvault.testing.clock import FakeClock
 from callvault.testing.http import (
     OPERATOR,
     TEST_PASSWORD,
@@ -45,17 +46,6 @@ if TYPE_CHECKING:
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, 0, tzinfo=dt.UTC)
 CLIENT = "192.0.2.10"
-
-
-class FakeClock:
-    def __init__(self, start: dt.datetime) -> None:
-        self.t = start
-
-    def now(self) -> dt.datetime:
-        return self.t
-
-    def advance(self, **delta: float) -> None:
-        self.t += dt.timedelta(**delta)
 
 
 @pytest.fixture

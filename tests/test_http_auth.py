@@ -20,6 +20,7 @@ from callvault.adapters.db.store import SqlMetadataStore
 from callvault.adapters.keys.keyfile import KdfParams, KeyfileProvider
 from callvault.entrypoints.http.app import create_app
 from callvault.services.context import Vault
+from callvault.testing.clock import FakeClock
 from callvault.testing.http import (
     TEST_PASSWORD,
     TestAccount,
@@ -38,17 +39,6 @@ COOKIE = "__Host-cv_session"
 BASE = "https://testserver"
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def now(self) -> dt.datetime:
-        return self.t
-
-    def advance(self, **delta: float) -> None:
-        self.t += dt.timedelta(**delta)
-
-
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -56,7 +46,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @pytest.fixture

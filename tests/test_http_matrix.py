@@ -35,6 +35,7 @@ from callvault.entrypoints.http.app import create_app
 from callvault.services import vault as vault_service
 from callvault.services.context import Vault
 from callvault.testing.audio import wav_header
+from callvault.testing.clock import FakeClock
 from callvault.testing.http import (
     TestAccount,
     cheap_password_hashing,
@@ -94,17 +95,6 @@ def parse_matrix(text: str) -> dict[str, tuple[str, str, dict[str, str]]]:
 
 
 CASES = parse_matrix(MATRIX)
-
-
-class FakeClock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.time = now
-
-    def now(self) -> dt.datetime:
-        return self.time
-
-    def advance(self, **delta: float) -> None:
-        self.time += dt.timedelta(**delta)
 
 
 class PortalTransport(httpx.BaseTransport):

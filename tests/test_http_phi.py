@@ -47,6 +47,7 @@ from callvault.entrypoints.http.app import create_app
 from callvault.services import vault as vault_service
 from callvault.services.context import Vault
 from callvault.testing.audio import wav_header
+from callvault.testing.clock import FakeClock
 from callvault.testing.http import (
     TestAccount,
     cheap_password_hashing,
@@ -76,17 +77,6 @@ NEEDLES = (
 # URLs this test sends, including the one that is wrong on purpose.
 CLIENT_LOGGERS = ("httpx", "httpcore")
 ACCESS_LOG = logging.getLogger("uvicorn.access")
-
-
-class FakeClock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.time = now
-
-    def now(self) -> dt.datetime:
-        return self.time
-
-    def advance(self, **delta: float) -> None:
-        self.time += dt.timedelta(**delta)
 
 
 @dataclass

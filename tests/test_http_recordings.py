@@ -35,6 +35,7 @@ from callvault.entrypoints.http.app import create_app
 from callvault.services import vault as vault_service
 from callvault.services.context import Vault
 from callvault.testing.audio import make_tone_wav, wav_header
+from callvault.testing.clock import FakeClock
 from callvault.testing.http import (
     TestAccount,
     cheap_password_hashing,
@@ -53,17 +54,6 @@ PHONE_DIGITS, PNR_DIGITS = "701740605", "191212121212"
 # Plaintext sizes around the cv1 segment borders (65480 bytes in the first
 # segment, 65520 in every later one) and one of several segments.
 SIZES = (1_000, 65_480, 65_481, 131_000, 131_001, 250_000)
-
-
-class FakeClock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.time = now
-
-    def now(self) -> dt.datetime:
-        return self.time
-
-    def advance(self, **delta: float) -> None:
-        self.time += dt.timedelta(**delta)
 
 
 class _Chunks(httpx.AsyncByteStream):

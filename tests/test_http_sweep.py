@@ -41,6 +41,7 @@ from callvault.services import tokens
 from callvault.services import vault as vault_service
 from callvault.services.context import Vault
 from callvault.testing.audio import wav_header
+from callvault.testing.clock import FakeClock
 from callvault.testing.http import (
     TestAccount,
     cheap_password_hashing,
@@ -109,17 +110,6 @@ LISTINGS = (
     "/recordings/", "/data/", "/data/blobs/", "/blobs/", "/var/", "/tmp/", "/.git/",
     "/docs", "/redoc", "/openapi.json", "/api/v1/docs", "/healthz/", "/index.html",
 )  # fmt: skip
-
-
-class FakeClock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.time = now
-
-    def now(self) -> dt.datetime:
-        return self.time
-
-    def advance(self, **delta: float) -> None:
-        self.time += dt.timedelta(**delta)
 
 
 class PortalTransport(httpx.BaseTransport):

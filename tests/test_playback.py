@@ -40,6 +40,7 @@ from callvault.services.context import Vault
 from callvault.services.details import CallDetails
 from callvault.testing import postgres
 from callvault.testing.audio import make_tone_wav
+from callvault.testing.clock import FakeClock
 from callvault.testing.http import ensure_care_units
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
@@ -53,17 +54,6 @@ PEOPLE = {
     "boss.a": ("supervisor", ["unit-a"]),
     "privacy.p": ("privacy_officer", []),
 }
-
-
-class FakeClock:
-    def __init__(self, now: dt.datetime) -> None:
-        self.time = now
-
-    def now(self) -> dt.datetime:
-        return self.time
-
-    def advance(self, **delta: float) -> None:
-        self.time += dt.timedelta(**delta)
 
 
 @dataclass
