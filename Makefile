@@ -7,8 +7,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Debian packages the tests and benchmarks drive for real (never mocked or skipped).
-APT_PACKAGES := espeak-ng sox libsox-fmt-mp3 lame softhsm2 opensc age openssl nginx wrk
-APT_TOOLS := espeak-ng sox lame softhsm2-util age openssl nginx wrk
+APT_PACKAGES := espeak-ng sox libsox-fmt-mp3 lame softhsm2 opensc age openssl nginx wrk chromium
+APT_TOOLS := espeak-ng sox lame softhsm2-util age openssl nginx wrk chromium
 
 .PHONY: run test check lint bench system-deps clean
 

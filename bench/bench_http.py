@@ -6,13 +6,13 @@ Run: ``.venv/bin/python -m bench.bench_http [--recordings N] [--seconds S] [--pl
 * Data: ``--recordings`` (20) WAVs of ``--minutes`` (60) of 8 kHz 16-bit mono
   noise (57.6 MB an hour), ingested in process into a fresh vault made by
   ``callvault init``; the same files stay on disk, in clear, for nginx.
-* Ours: ``callvault serve`` (uvicorn, one process, TLS with the vault's
+* Ours: ``callvault serve --workers W`` (uvicorn, ``--workers`` (1) processes, TLS with the vault's
   self-signed certificate) on a free loopback port.  One supervisor signs in
   over HTTP (password + TOTP) and opens a playback grant per recording; every
   request then carries the session cookie.  Each range is authenticated,
   authorised against the grant, read and decrypted (1-2 cv1 segments).
-* Peer: nginx (Debian package, one worker process like our one uvicorn
-  process, ``sendfile on``, ``access_log off``) serving the plaintext WAVs
+* Peer: nginx (Debian package, as many worker processes as ours,
+  ``sendfile on``, ``access_log off``) serving the plaintext WAVs
   over TLS with the same certificate: the insecure baseline the vault
   replaces.
 * Load: the same generator for both servers, ``wrk`` (Debian package, C,
@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import random
@@ -91,17 +92,46 @@ class Round:
     errors: int  # answers other than 2xx/3xx, and socket errors
     p50_ms: float
     p99_ms: float
+    cpu_seconds: float = 0.0  # used by the server's processes during the round
 
 
 def combined(rounds: list[Round]) -> dict[str, float]:
     """Requests/s over all rounds; the median round's p50 and the worst round's p99."""
+    served = sum(r.requests for r in rounds)
     return {
-        "requests": sum(r.requests for r in rounds),
+        "requests": served,
         "rate": sum(r.requests for r in rounds) / sum(r.seconds for r in rounds),
         "p50": statistics.median(r.p50_ms for r in rounds),
         "p99": max(r.p99_ms for r in rounds),
         "errors": sum(r.errors for r in rounds),
+        # CPU per request is what a busy, shared machine disturbs least.
+        "cpu_ms": 1000
+        * sum(r.cpu_seconds for r in rounds)
+        / max(sum(r.requests for r in rounds), 1),
     }
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and all its descendants (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+        tree.update(children)
+        frontier += children
+    return sum(used.get(p, 0.0) for p in tree)
 
 
 # --- corpus and vault ------------------------------------------------------------------------
@@ -145,11 +175,13 @@ def fill_vault(env: dict[str, str], files: list[Path]) -> tuple[list[str], TestA
     from callvault.services.details import CallDetails
     from callvault.services.ingest import ingest
     from callvault.testing.http import ensure_care_units
+    from callvault.testing.lifecycle import allow_ingest
 
     callvault(env, "init")
     vault = open_vault(Settings.from_env(env))
     try:
         ensure_care_units(vault, [UNIT])
+        allow_ingest(vault, [UNIT])
         ids = []
         for i, path in enumerate(files):
             details = CallDetails.parse(
@@ -188,13 +220,13 @@ def wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> No
 
 
 @contextlib.contextmanager
-def running(argv: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[None]:
-    """A server process (ours or nginx), stopped with SIGTERM (SIGKILL after 20 s)."""
+def running(argv: list[str], env: dict[str, str], port: int, log: Path) -> Iterator[int]:
+    """A server process (ours or nginx), stopped with SIGTERM (SIGKILL after 20 s); its pid."""
     with log.open("wb") as out:
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=out)
     try:
         wait_listening(port, process, log)
-        yield
+        yield process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -213,8 +245,8 @@ def nginx_binary() -> str:
     return found
 
 
-def nginx_conf(root: Path, plain: Path, tls: Path, port: int) -> Path:
-    """A minimal nginx: one worker, TLS with the vault's certificate, static files."""
+def nginx_conf(root: Path, plain: Path, tls: Path, port: int, workers: int) -> Path:
+    """A minimal nginx: ``workers`` processes, TLS with the vault's certificate, static files."""
     root.mkdir()
     temps = "\n".join(
         f"    {kind}_temp_path {root / kind};"
@@ -224,7 +256,7 @@ def nginx_conf(root: Path, plain: Path, tls: Path, port: int) -> Path:
     user = "user root;\n" if os.geteuid() == 0 else ""
     conf = root / "nginx.conf"
     conf.write_text(
-        f"""{user}worker_processes 1;
+        f"""{user}worker_processes {workers};
 daemon off;
 pid {root / "nginx.pid"};
 error_log {root / "error.log"} warn;
@@ -335,17 +367,23 @@ def wrk(base: str, script: Path, connections: int, seconds: float) -> Round:
     return Round(requests, micros / 1e6, errors, p50 / 1000, p99 / 1000)
 
 
+Side = tuple[str, dict[str, str], list[Target], int]  # base URL, headers, targets, server pid
+
+
 def throughput(
-    args: argparse.Namespace, work: Path, sides: dict[str, tuple[str, dict[str, str], list[Target]]]
+    args: argparse.Namespace, work: Path, sides: dict[str, Side]
 ) -> dict[str, list[Round]]:
     """Alternating rounds per server (drift hits both alike), each after a warm-up."""
     length = args.range_kib * 1024
     results: dict[str, list[Round]] = {name: [] for name in sides}
     for n in range(args.rounds):
-        for name, (base, headers, targets) in sides.items():
+        for name, (base, headers, targets, pid) in sides.items():
             script = wrk_script(work / f"wrk-{name}.lua", targets, headers, length, n)
             wrk(base, script, args.connections, 1)
-            results[name].append(wrk(base, script, args.connections, args.seconds))
+            before = tree_cpu_seconds(pid)
+            measured = wrk(base, script, args.connections, args.seconds)
+            cpu = tree_cpu_seconds(pid) - before
+            results[name].append(dataclasses.replace(measured, cpu_seconds=cpu))
     return results
 
 
@@ -462,12 +500,14 @@ def rows_for(
             row(f"{name}: p50", figures["p50"], "ms"),
             row(f"{name}: p99", figures["p99"], "ms"),
             row(f"{name}: failed requests", figures["errors"], ""),
+            row(f"{name}: server CPU per request", figures["cpu_ms"], "ms"),
         ]
     rows += [
         target_row(
             "callvault / nginx (req/s)", ours["rate"] / peer["rate"], "x", at_least=TARGET_RATIO
         ),
         row("callvault / nginx (p99)", ours["p99"] / peer["p99"], "x"),
+        row("callvault / nginx (CPU per request)", ours["cpu_ms"] / peer["cpu_ms"], "x"),
         target_row(
             f"callvault p99 at {args.connections} streams", ours["p99"], "ms", at_most=TARGET_P99_MS
         ),
@@ -498,11 +538,11 @@ def run(args: argparse.Namespace, work: Path) -> list[Row]:
     env = vault_env(work, ours_port)
     ids, account = fill_vault(env, files)
     home = Path(env["CALLVAULT_HOME"])
-    conf = nginx_conf(work / "nginx", work / "plain", home / "tls", peer_port)
+    conf = nginx_conf(work / "nginx", work / "plain", home / "tls", peer_port, args.workers)
     warm_page_cache(work / "plain", home / "data")
     ctx = tls_client(home / "tls" / "cert.pem")
     ours_base, peer_base = f"https://127.0.0.1:{ours_port}", f"https://127.0.0.1:{peer_port}"
-    serve = [sys.executable, "-m", "callvault", "serve"]
+    serve = [sys.executable, "-m", "callvault", "serve", "--workers", str(args.workers)]
     nginx = [nginx_binary(), "-p", str(work / "nginx"), "-c", str(conf), "-e", "stderr"]
     sizes = [f.stat().st_size for f in files]
     ours_targets = [
@@ -510,8 +550,8 @@ def run(args: argparse.Namespace, work: Path) -> list[Row]:
     ]
     peer_targets = [Target(f"/{f.name}", n) for f, n in zip(files, sizes, strict=True)]
     with (
-        running(serve, env, ours_port, work / "serve.log"),
-        running(nginx, env, peer_port, work / "nginx" / "stderr.log"),
+        running(serve, env, ours_port, work / "serve.log") as ours_pid,
+        running(nginx, env, peer_port, work / "nginx" / "stderr.log") as peer_pid,
     ):
         signed_in = sign_in(ours_base, ctx, account)
         session = {"Cookie": signed_in["Cookie"]}  # GET needs no CSRF token
@@ -519,8 +559,8 @@ def run(args: argparse.Namespace, work: Path) -> list[Row]:
         pairs = list(zip(ours_targets, peer_targets, strict=True))
         differ = compare_servers(ours_base, session, peer_base, ctx, pairs, args.range_kib * 1024)
         sides = {
-            "callvault": (ours_base, session, ours_targets),
-            "nginx": (peer_base, {}, peer_targets),
+            "callvault": (ours_base, session, ours_targets, ours_pid),
+            "nginx": (peer_base, {}, peer_targets, peer_pid),
         }
         rounds = throughput(args, work, sides)
         open_grants(ours_base, ctx, signed_in, ids)  # the first ones may be near their end
@@ -539,6 +579,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--players", type=int, default=500, help="concurrent players")
     parser.add_argument("--sustain-seconds", type=float, default=60.0, help="players' run")
     parser.add_argument("--player-chunk-kib", type=int, default=64, help="range per request")
+    parser.add_argument("--workers", type=int, default=1, help="processes of each server")
     parser.add_argument("--workdir", type=Path, default=None, help="parent of the temp dir")
     args = parser.parse_args(argv)
     if not 1 <= args.recordings <= MAX_RECORDINGS:

@@ -69,6 +69,8 @@ from callvault.testing.audio import require_tool as require_audio_tool
 RATE = 8000
 MB = 1e6
 TARGET_VS_CP = 0.6
+# Forty care units, each with a recording policy (ingest refuses a unit without one).
+UNITS = tuple(f"unit-{n:02d}" for n in range(40))
 # kind -> (extension, libsndfile subtype or lame options)
 KINDS: dict[str, tuple[str, Any]] = {
     "pcm16": (".wav", "PCM_16"),
@@ -169,7 +171,7 @@ def call_details(rng: random.Random, n: int) -> list[CallDetails]:
         )
         out.append(
             CallDetails.parse(
-                care_unit=f"unit-{rng.randrange(40):02d}",
+                care_unit=UNITS[rng.randrange(len(UNITS))],
                 started_at=started,
                 today=today,
                 caller=fake_mobile(rng),
@@ -290,7 +292,7 @@ def ingest_all(vault: Vault, corpus: Corpus) -> float:
 
 
 def profile_ingest(work: Path, corpus: Corpus, top: int = 25) -> None:
-    vault = make_vault(work / "vault-profiled")
+    vault = make_vault(work / "vault-profiled", UNITS)
     profiler = cProfile.Profile()
     profiler.runcall(ingest_all, vault, corpus)
     vault.close()
@@ -359,7 +361,7 @@ def main(argv: list[str] | None = None) -> None:
         flush(corpus.files)
         warm(corpus.files)
         cp, cp_sync = cp_times(corpus, work, repeat=3)
-        vault = make_vault(work / "vault")
+        vault = make_vault(work / "vault", UNITS)
         decode = decode_all(vault, corpus)
         phases = Phases()
         phases.instrument(vault)

@@ -152,10 +152,11 @@ def _luhn_digit(nine: str) -> int:
 # --- a fresh embedded vault ---------------------------------------------------------
 
 
-def make_vault(root: Path) -> Vault:
+def make_vault(root: Path, policy_units: Sequence[str] = ()) -> Vault:
     """An initialised embedded vault under ``root``: SQLite (WAL, synchronous=FULL),
     a local blob store and a key file with cheap Argon2 parameters (key
-    derivation is not what the benchmarks measure)."""
+    derivation is not what the benchmarks measure).  ``policy_units`` get
+    recording policies for both retention classes, so ingest accepts them (R19)."""
     from callvault.adapters.audio import analyse
     from callvault.adapters.blobstore import open_blobstore
     from callvault.adapters.db.store import SqlMetadataStore
@@ -178,6 +179,10 @@ def make_vault(root: Path) -> Vault:
         origin=vault_service.origin_for(os.urandom(16).hex()),
     )
     vault_service.initialise(vault, bench_principal())
+    if policy_units:
+        from callvault.testing.lifecycle import allow_ingest
+
+        allow_ingest(vault, policy_units, audited=True)
     return vault
 
 

@@ -23,13 +23,25 @@ from typing import Any
 from bench.common import Row, report, results_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("crypto", "ingest", "audit", "search", "http")
+BENCHMARKS = (
+    "crypto", "ingest", "audit", "search", "http", "extract", "import", "s3", "retention",
+    "jobs", "scale",
+)  # fmt: skip
 # Sizes small enough to run in seconds: for checking that the code still runs.
 QUICK_ARGS: dict[str, list[str]] = {
     "crypto": ["--size-mib", "4", "--seconds", "1", "--reads", "20", "--repeat", "1"],
     "ingest": ["--files", "10", "--min-seconds", "2", "--max-seconds", "4"],
     "audit": ["--events", "20", "--group-events", "200", "--batch", "50"],
     "search": ["--rows", "2000", "--queries", "20"],
+    "retention": ["--rows", "2000"],
+    "scale": ["--rows", "3000", "--queries", "20"],
+    "jobs": [
+        *("--recordings", "4", "--seconds", "5", "--parts", "2"),
+        *("--startup", "4", "--repeat", "1"),
+    ],
+    "extract": ["--recordings", "2", "--accesses", "50", "--noise", "200"],
+    "import": ["--files", "6", "--min-seconds", "2", "--max-seconds", "4"],
+    "s3": ["--files", "3", "--seconds", "2", "--reads", "20"],
     "http": [
         *("--recordings", "2", "--minutes", "0.5", "--connections", "4", "--seconds", "2"),
         *("--rounds", "1", "--players", "10", "--sustain-seconds", "2"),

@@ -3,11 +3,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from callvault.testing.lifecycle import policy_cli_args
+from callvault.testing.seaweedfs import PUBLIC_BUCKET, SeaweedFS
 
 
 @dataclass
@@ -61,6 +64,18 @@ def cli_vault(tmp_path: Path) -> Callable[[], CliVault]:
         )
         vault = CliVault(home, tmpdir, env)
         vault.run("init")
+        # Ingest is refused without a recording policy (R19).
+        vault.run(*policy_cli_args(["1177-sthlm", "1177-gbg"]))
         return vault
 
     return make
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One SeaweedFS S3 server for the session; tests make their own buckets or prefixes.
+
+    Anonymous requests are refused everywhere except in ``PUBLIC_BUCKET`` (made on demand).
+    """
+    with SeaweedFS(tmp_path_factory.mktemp("seaweedfs"), anonymous_read=[PUBLIC_BUCKET]) as server:
+        yield server

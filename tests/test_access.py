@@ -72,6 +72,8 @@ call_handler     recording.download  -      -      -      -      -      -
 call_handler     recording.export    -      -      -      -      -      -
 call_handler     recording.hold      -      -      -      -      -      -
 call_handler     recording.erase     -      -      -      -      -      -
+call_handler     subject.erase       -      -      -      -      -      -
+call_handler     retention.sweep     -      -      -      -      -      -
 call_handler     audit.read          -      -      -      -      -      -
 call_handler     audit.verify        -      -      -      -      -      -
 call_handler     audit.extract       -      -      -      -      -      -
@@ -83,6 +85,7 @@ call_handler     unit.manage         -      -      -      -      -      -
 call_handler     policy.manage       -      -      -      -      -      -
 call_handler     token.manage        -      -      -      -      -      -
 call_handler     key.manage          -      -      -      -      -      -
+call_handler     key.status          -      -      -      -      -      -
 call_handler     vault.manage        -      -      -      -      -      -
 supervisor       recording.ingest    -      -      -      -      -      -
 supervisor       recording.search    kind   kind   kind   UNIT   other  need
@@ -92,6 +95,8 @@ supervisor       recording.download  UNIT   UNIT   other  kind   kind   kind
 supervisor       recording.export    -      -      -      -      -      -
 supervisor       recording.hold      -      -      -      -      -      -
 supervisor       recording.erase     -      -      -      -      -      -
+supervisor       subject.erase       -      -      -      -      -      -
+supervisor       retention.sweep     -      -      -      -      -      -
 supervisor       audit.read          -      -      -      -      -      -
 supervisor       audit.verify        -      -      -      -      -      -
 supervisor       audit.extract       -      -      -      -      -      -
@@ -103,6 +108,7 @@ supervisor       unit.manage         -      -      -      -      -      -
 supervisor       policy.manage       -      -      -      -      -      -
 supervisor       token.manage        -      -      -      -      -      -
 supervisor       key.manage          -      -      -      -      -      -
+supervisor       key.status          -      -      -      -      -      -
 supervisor       vault.manage        -      -      -      -      -      -
 log_reviewer     recording.ingest    -      -      -      -      -      -
 log_reviewer     recording.search    -      -      -      -      -      -
@@ -112,6 +118,8 @@ log_reviewer     recording.download  -      -      -      -      -      -
 log_reviewer     recording.export    -      -      -      -      -      -
 log_reviewer     recording.hold      -      -      -      -      -      -
 log_reviewer     recording.erase     -      -      -      -      -      -
+log_reviewer     subject.erase       -      -      -      -      -      -
+log_reviewer     retention.sweep     -      -      -      -      -      -
 log_reviewer     audit.read          kind   kind   kind   kind   kind   VAULT
 log_reviewer     audit.verify        kind   kind   kind   kind   kind   VAULT
 log_reviewer     audit.extract       -      -      -      -      -      -
@@ -123,6 +131,7 @@ log_reviewer     unit.manage         -      -      -      -      -      -
 log_reviewer     policy.manage       -      -      -      -      -      -
 log_reviewer     token.manage        -      -      -      -      -      -
 log_reviewer     key.manage          -      -      -      -      -      -
+log_reviewer     key.status          -      -      -      -      -      -
 log_reviewer     vault.manage        -      -      -      -      -      -
 privacy_officer  recording.ingest    -      -      -      -      -      -
 privacy_officer  recording.search    kind   kind   kind   VAULT  VAULT  VAULT
@@ -132,6 +141,8 @@ privacy_officer  recording.download  -      -      -      -      -      -
 privacy_officer  recording.export    -      -      -      -      -      -
 privacy_officer  recording.hold      VAULT  VAULT  VAULT  kind   kind   kind
 privacy_officer  recording.erase     VAULT  VAULT  VAULT  kind   kind   kind
+privacy_officer  subject.erase       kind   kind   kind   kind   kind   VAULT
+privacy_officer  retention.sweep     -      -      -      -      -      -
 privacy_officer  audit.read          kind   kind   kind   kind   kind   VAULT
 privacy_officer  audit.verify        kind   kind   kind   kind   kind   VAULT
 privacy_officer  audit.extract       kind   kind   kind   kind   kind   VAULT
@@ -143,6 +154,7 @@ privacy_officer  unit.manage         -      -      -      -      -      -
 privacy_officer  policy.manage       -      -      -      -      -      -
 privacy_officer  token.manage        -      -      -      -      -      -
 privacy_officer  key.manage          -      -      -      -      -      -
+privacy_officer  key.status          -      -      -      -      -      -
 privacy_officer  vault.manage        -      -      -      -      -      -
 administrator    recording.ingest    -      -      -      -      -      -
 administrator    recording.search    -      -      -      -      -      -
@@ -152,6 +164,8 @@ administrator    recording.download  -      -      -      -      -      -
 administrator    recording.export    -      -      -      -      -      -
 administrator    recording.hold      -      -      -      -      -      -
 administrator    recording.erase     -      -      -      -      -      -
+administrator    subject.erase       -      -      -      -      -      -
+administrator    retention.sweep     -      -      -      -      -      -
 administrator    audit.read          -      -      -      -      -      -
 administrator    audit.verify        -      -      -      -      -      -
 administrator    audit.extract       -      -      -      -      -      -
@@ -163,6 +177,7 @@ administrator    unit.manage         kind   kind   kind   VAULT  VAULT  VAULT
 administrator    policy.manage       kind   kind   kind   VAULT  VAULT  VAULT
 administrator    token.manage        kind   kind   kind   VAULT  VAULT  VAULT
 administrator    key.manage          -      -      -      -      -      -
+administrator    key.status          kind   kind   kind   kind   kind   VAULT
 administrator    vault.manage        -      -      -      -      -      -
 recorder         recording.ingest    UNIT   UNIT   other  UNIT   other  kind
 recorder         recording.search    -      -      -      -      -      -
@@ -172,6 +187,8 @@ recorder         recording.download  -      -      -      -      -      -
 recorder         recording.export    -      -      -      -      -      -
 recorder         recording.hold      -      -      -      -      -      -
 recorder         recording.erase     -      -      -      -      -      -
+recorder         subject.erase       -      -      -      -      -      -
+recorder         retention.sweep     -      -      -      -      -      -
 recorder         audit.read          -      -      -      -      -      -
 recorder         audit.verify        -      -      -      -      -      -
 recorder         audit.extract       -      -      -      -      -      -
@@ -183,6 +200,7 @@ recorder         unit.manage         -      -      -      -      -      -
 recorder         policy.manage       -      -      -      -      -      -
 recorder         token.manage        -      -      -      -      -      -
 recorder         key.manage          -      -      -      -      -      -
+recorder         key.status          -      -      -      -      -      -
 recorder         vault.manage        -      -      -      -      -      -
 operator         recording.ingest    OPER   OPER   OPER   OPER   OPER   kind
 operator         recording.search    kind   kind   kind   OPER   OPER   OPER
@@ -192,6 +210,8 @@ operator         recording.download  OPER   OPER   OPER   kind   kind   kind
 operator         recording.export    OPER   OPER   OPER   kind   kind   kind
 operator         recording.hold      OPER   OPER   OPER   kind   kind   kind
 operator         recording.erase     OPER   OPER   OPER   kind   kind   kind
+operator         subject.erase       kind   kind   kind   kind   kind   OPER
+operator         retention.sweep     kind   kind   kind   kind   kind   OPER
 operator         audit.read          kind   kind   kind   kind   kind   OPER
 operator         audit.verify        kind   kind   kind   kind   kind   OPER
 operator         audit.extract       kind   kind   kind   kind   kind   OPER
@@ -203,6 +223,7 @@ operator         unit.manage         kind   kind   kind   OPER   OPER   OPER
 operator         policy.manage       kind   kind   kind   OPER   OPER   OPER
 operator         token.manage        kind   kind   kind   OPER   OPER   OPER
 operator         key.manage          kind   kind   kind   kind   kind   OPER
+operator         key.status          kind   kind   kind   kind   kind   OPER
 operator         vault.manage        kind   kind   kind   kind   kind   OPER
 """
 

@@ -164,3 +164,80 @@ def test_http_benchmark_serves_ranges_from_both_servers_and_streams_to_players(
     assert rows["players: requests []"]["value"] >= 10
     assert rows["players: failed requests []"]["value"] == 0
     assert rows["players: stalls [chunks]"]["target"] == "<= 0"
+
+
+# --- extract: the patient's log extract against a plain SQL list of the same rows -----------
+
+from bench import bench_extract  # noqa: E402
+
+MAINS["extract"] = bench_extract.main
+WITH_WORKDIR.add("extract")
+
+
+def test_extract_benchmark_builds_a_verified_extract_of_the_listed_rows(
+    benches: Benches,
+) -> None:
+    rows = measures(benches("extract"))
+    assert rows["verified ok []"]["value"] is True
+    listed = rows["plain SQL rows listed []"]["value"]
+    assert rows["extract entries (accesses + ingests) []"]["value"] == listed == 52
+    assert rows["extract, median [s]"]["target"] == "<= 2"
+    assert_finite_positive([rows["extract / plain SQL [x]"]])
+
+
+# --- import: `callvault import` of a 1177-style tree against cp -r of the same tree ---------
+
+from bench import bench_import  # noqa: E402
+
+MAINS["import"] = bench_import.main
+WITH_WORKDIR.add("import")
+
+
+def test_import_benchmark_imports_the_whole_tree_and_projects_the_1177_archive(
+    benches: Benches,
+) -> None:
+    rows = measures(benches("import"))
+    assert rows["files [files]"]["value"] == 6
+    assert rows["imported and verified [files]"]["value"] == 6
+    ratio = rows["import / cp -r (MB/s) [x]"]
+    assert ratio["target"] == ">= 0.6"
+    estimate = rows[f"{bench_import.ESTIMATE} [days]"]
+    assert_finite_positive([ratio, rows["ours: callvault import [files/s]"], estimate])
+
+
+# --- s3: ingest into SeaweedFS against plain boto3 puts; range reads S3 vs disk -------------
+
+from bench import bench_s3  # noqa: E402
+
+MAINS["s3"] = bench_s3.main
+WITH_WORKDIR.add("s3")
+
+
+def test_s3_benchmark_ingests_into_seaweedfs_and_times_range_reads(benches: Benches) -> None:
+    rows = measures(benches("s3"))
+    assert rows["files []"]["value"] == 2  # the first file is the untimed warm-up
+    assert_finite_positive(
+        [rows["ingest S3 / plain boto3 [x]"], rows["range read S3 / local (p50) [x]"]]
+    )
+
+
+# --- scale: searches of an archive's size on SQLite and PostgreSQL, against the raw SELECT ---
+
+from bench import bench_scale  # noqa: E402
+
+MAINS["scale"] = bench_scale.main
+WITH_WORKDIR.add("scale")
+
+
+def test_scale_benchmark_searches_both_databases_through_their_indexes(
+    benches: Benches,
+) -> None:
+    data = benches("scale")
+    rows = measures(data)
+    for db in ("SQLite", "PostgreSQL"):
+        for kind in bench_scale.KINDS:
+            assert rows[f"{db} {kind.label}: index used []"]["value"] == kind.index
+            assert_finite_positive([rows[f"{db} {kind.label}: ours / raw SELECT p99 [x]"]])
+    goals = [r["target"] for r in targets(data)]
+    assert goals.count("<= 10") == 6 and goals.count("<= 50") == 6
+    assert rows["1177 archive: recordings [recordings]"]["value"] == 2_700_000

@@ -20,6 +20,7 @@ from callvault.services.context import Vault
 from callvault.services.details import CallDetails, open_details, open_peaks
 from callvault.services.ingest import ingest
 from callvault.testing.audio import make_tone_wav
+from callvault.testing.lifecycle import allow_ingest
 
 
 @pytest.fixture
@@ -35,6 +36,7 @@ def vault(tmp_path: Path):
         probe=analyse,
         origin="callvault.test/details",
     )
+    allow_ingest(opened, ["1177-sthlm"])
     yield opened
     opened.close()
 

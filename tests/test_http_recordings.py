@@ -598,3 +598,84 @@ def test_a_log_reviewer_reads_filters_pages_and_verifies_the_log(two_calls: tupl
     assert verified["ok"] is True and verified["problems"] == []
     assert boss.get(f"{API}/audit").status_code == 403
     assert boss.get(f"{API}/audit/verify").status_code == 403
+
+
+# --- the one-second play cache ----------------------------------------------------------------
+
+
+def _playing(two_calls: tuple) -> tuple[Service, httpx.Client, str, bytes]:
+    service, own, _, audio = two_calls
+    nurse = service.person("nurse.a")
+    assert nurse.post(f"{API}/recordings/{own}/playback", json=REASON).status_code == 200
+    first = nurse.get(f"{API}/recordings/{own}/audio", headers={"Range": "bytes=0-99"})
+    assert first.status_code == 206 and first.content == audio[:100]
+    return service, nurse, own, audio
+
+
+def _session_digest(client: httpx.Client) -> bytes:
+    from callvault.entrypoints.http.deps import SESSION_COOKIE
+    from callvault.services import credentials
+
+    token = client.cookies.get(SESSION_COOKIE)
+    assert token
+    return credentials.digest(token)
+
+
+def test_a_session_ended_elsewhere_stops_range_reads_within_one_second(two_calls: tuple) -> None:
+    """Another node ending the session is seen here at most HOLD late, then refused."""
+    service, nurse, own, audio = _playing(two_calls)
+    with service.vault.store.transaction() as tx:
+        assert tx.accounts.end_session(_session_digest(nurse), service.vault.now())
+    # Within the second: served from this process's memory of the passed check.
+    cached = nurse.get(f"{API}/recordings/{own}/audio", headers={"Range": "bytes=100-199"})
+    assert cached.status_code == 206 and cached.content == audio[100:200]
+    service.clock.advance(seconds=1.5)
+    assert nurse.get(f"{API}/recordings/{own}/audio").status_code == 401
+
+
+def test_a_logout_here_stops_range_reads_at_once(two_calls: tuple) -> None:
+    _, nurse, own, _ = _playing(two_calls)
+    assert nurse.post(f"{API}/auth/logout").status_code in (200, 204)
+    refused = nurse.get(f"{API}/recordings/{own}/audio", headers={"Range": "bytes=0-99"})
+    assert refused.status_code == 401 and b"RIFF" not in refused.content
+
+
+def test_disabling_an_account_stops_its_range_reads_at_once(two_calls: tuple) -> None:
+    from callvault.services import accounts
+
+    service, nurse, own, _ = _playing(two_calls)
+    accounts.disable_user(service.vault, Principal("admin", Role.ADMINISTRATOR), "nurse.a")
+    assert nurse.get(f"{API}/recordings/{own}/audio").status_code == 401
+
+
+def test_an_expired_grant_is_refused_on_the_next_range(two_calls: tuple) -> None:
+    service, nurse, own, _ = _playing(two_calls)
+    service.clock.advance(minutes=10, seconds=1)
+    refused = nurse.get(f"{API}/recordings/{own}/audio", headers={"Range": "bytes=0-99"})
+    assert refused.status_code in (401, 403) and b"RIFF" not in refused.content
+
+
+def test_a_cached_check_serves_only_its_own_session_and_recording(two_calls: tuple) -> None:
+    service, nurse, own, _ = _playing(two_calls)
+    _, _, other, _ = two_calls
+    assert nurse.get(f"{API}/recordings/{other}/audio").status_code == 404
+    stranger = service.person("nurse.b")
+    assert stranger.get(f"{API}/recordings/{own}/audio").status_code == 404
+    both = nurse.get(
+        f"{API}/recordings/{own}/audio", headers={"Authorization": f"Bearer {service.recorder}"}
+    )
+    assert both.status_code == 401
+
+
+def test_a_range_request_is_logged_by_route_template_and_session_only(
+    two_calls: tuple, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, nurse, own, _ = _playing(two_calls)
+    with caplog.at_level("INFO", logger="callvault.http"):
+        assert nurse.get(f"{API}/recordings/{own}/audio").status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name == "callvault.http"]
+    assert any(
+        line.startswith("GET /api/v1/recordings/{recording_id}/audio 200 ") and " session=" in line
+        for line in lines
+    ), lines
+    assert not any(own in line for line in lines)

@@ -22,6 +22,7 @@ import pytest
 
 from callvault.adapters.keys.keyfile import DEFAULT_KDF, KdfParams, KeyfileProvider
 from callvault.testing.audio import make_tone_wav
+from callvault.testing.lifecycle import policy_cli_args
 from callvault.testing.scan import find_leaks, identifier_forms
 from callvault.testing.softhsm import softhsm_token
 
@@ -98,17 +99,21 @@ class KeyStatus:
     current: int
     held: list[int]
     buckets: dict[str, tuple[int, int, int]]  # bucket -> (version, root version, recordings)
+    last_rotation: str  # ISO time, or "never"
 
 
 def key_status(cli: Cli) -> KeyStatus:
     lines = cli.run("keys", "status").stdout.splitlines()
     head = re.fullmatch(r"root KEK: current version (\d+); held: ([\d, ]+)", lines[0])
     assert head, lines[0]
+    rotated = re.fullmatch(r"last rotation: (never|\S+)", lines[1])
+    assert rotated, lines[1]
     buckets = {}
-    for line in lines[2:]:
+    for line in lines[3:]:
         name, version, root, count = line.split()
         buckets[name] = (int(version), int(root), int(count))
-    return KeyStatus(int(head[1]), [int(v) for v in head[2].split(", ")], buckets)
+    held = [int(v) for v in head[2].split(", ")]
+    return KeyStatus(int(head[1]), held, buckets, rotated[1])
 
 
 def tone(directory: Path, name: str, frequency: float) -> Path:
@@ -138,6 +143,7 @@ def test_vault_with_root_keys_on_a_pkcs11_token_round_trips_rotates_and_verifies
     cli = hsm_vault
     assert "pkcs11:token=callvault-cli" in cli.run("init").stdout
     assert not (cli.home / "keys").exists()  # nothing key-like on the host's disk
+    cli.run(*policy_cli_args(["1177-sthlm"]))
 
     wav = tone(tmp_path / "in", "call.wav", 440.0)
     recording_id = cli.ingest(
@@ -188,6 +194,8 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Cli:
     cli = Cli(root / "vault-home", root / "vault-tmp", env)
     cli.run("init")
     cheapen_key_file(cli.home / "keys" / "callvault.key")
+    cli.run(*policy_cli_args(["1177-sthlm"]))
+    cli.run(*policy_cli_args(["1177-sthlm"], "quality"))
     cli.ingest(tone(root / "in", "a.wav", 440.0), "2019-02-18T10:22:00+01:00")
     cli.ingest(
         tone(root / "in", "b.wav", 523.0),
@@ -245,10 +253,11 @@ def test_rotating_twice_moves_every_bucket_to_the_newest_root_and_retires_the_ol
     rotated: Rotated,
 ) -> None:
     before = rotated.status_before
-    assert (before.current, before.held) == (1, [1])
+    assert (before.current, before.held, before.last_rotation) == (1, [1], "never")
     assert before.buckets == {"2019-02/record": (1, 1, 1), "2019-03/quality": (1, 1, 1)}
     after = key_status(rotated.cli)
     assert (after.current, after.held) == (3, [3])
+    assert after.last_rotation != "never"
     assert after.buckets == {"2019-02/record": (3, 3, 1), "2019-03/quality": (3, 3, 1)}
     key_file = (rotated.cli.home / "keys" / "callvault.key").read_bytes()
     assert key_file != rotated.key_file_before  # resealed with the new and without old roots

@@ -34,7 +34,7 @@ from callvault.core.errors import (
     RateLimited,
 )
 from callvault.core.rows import ReviewItemRow
-from callvault.services import accounts, ingest, playback
+from callvault.services import accounts, emergency, ingest, playback
 from callvault.services import vault as vault_service
 from callvault.services.context import Vault
 from callvault.services.details import CallDetails
@@ -308,7 +308,7 @@ def test_emergency_access_is_time_boxed_flagged_and_queued_for_review(world: Wor
     with pytest.raises(NotFound):
         playback.open_playback(world.vault, outsider, world.own, REASON)
     before = log_size(world.vault)
-    grant = playback.open_emergency(
+    grant = emergency.open_emergency(
         world.vault, outsider, "Caller in distress, earlier advice needed", ["unit-a"]
     )
     assert grant.expires_at - grant.opened_at == dt.timedelta(hours=4)
@@ -339,7 +339,7 @@ def test_emergency_access_is_refused_to_roles_it_never_extends_and_logged(world:
     officer = person(world, "privacy.p")
     before = log_size(world.vault)
     with pytest.raises(AccessDenied):
-        playback.open_emergency(world.vault, officer, "Need to hear it for a complaint", "any")
+        emergency.open_emergency(world.vault, officer, "Need to hear it for a complaint", "any")
     [entry] = entries_since(world.vault, before)
     assert entry.action == Action.ACCESS_DENIED
     assert entry.detail["reason"] == "emergency_not_permitted"
@@ -351,9 +351,9 @@ def test_an_emergency_reason_with_an_identifier_or_too_long_a_duration_is_refuse
 ) -> None:
     nurse = person(world, "nurse.b")
     with pytest.raises(InvalidInput):
-        playback.open_emergency(world.vault, nurse, "Caller 19121212-1212 rang back", "any")
+        emergency.open_emergency(world.vault, nurse, "Caller 19121212-1212 rang back", "any")
     with pytest.raises(InvalidInput):
-        playback.open_emergency(
+        emergency.open_emergency(
             world.vault, nurse, REASON, ["unit-a"], dt.timedelta(hours=4, seconds=1)
         )
     assert person(world, "nurse.b").emergency is None

@@ -38,6 +38,7 @@ from callvault.services.ingest import ingest
 from callvault.services.recordings import export, object_reader
 from callvault.services.verify import verify_vault
 from callvault.testing.audio import make_tone_wav
+from callvault.testing.lifecycle import allow_ingest
 
 RECORDINGS = 200
 MONTHS = 50
@@ -103,6 +104,7 @@ def crash_vault(tmp_path: Path) -> CrashVault:
     vault = create_vault(settings)
     try:
         vault_service.initialise(vault, ADMIN)
+        allow_ingest(vault, ["1177-sthlm"])
         assert isinstance(vault.keys, KeyfileProvider)
         # The lowest Argon2 cost: each command then opens the key file in milliseconds.
         vault.keys.change_passphrase(PASSPHRASE.encode(), kdf_params=KdfParams(1, 1024, 1))

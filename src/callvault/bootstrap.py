@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import ssl
 import uuid
 from collections.abc import Callable
@@ -12,13 +13,15 @@ from urllib.parse import unquote, urlparse
 from callvault.adapters.keys.keyfile import KeyfileProvider
 from callvault.adapters.keys.securefile import read_passphrase
 from callvault.config import Settings
-from callvault.core.errors import ConfigError, VaultNotInitialised
-from callvault.core.ports import KeyProvider, SystemClock
+from callvault.core.errors import ConfigError, StorageError, VaultNotInitialised
+from callvault.core.ports import BlobStore, Clock, JobDataRepo, JobQueue, KeyProvider, SystemClock
 from callvault.services import vault as vault_service
 from callvault.services.context import Vault
 
 if TYPE_CHECKING:
+    from callvault.adapters.db.store import SqlMetadataStore
     from callvault.adapters.tls import TlsFiles
+    from callvault.services.exposure.ports import HttpClient, Sniff
 
 Prompt = Callable[[], str]
 
@@ -48,23 +51,78 @@ def open_keys(settings: Settings, prompt: Prompt | None, *, create: bool = False
     raise ConfigError("CALLVAULT_KEYS_URL must start with keyfile: or pkcs11:")
 
 
-def _wire(settings: Settings, keys: KeyProvider, origin: str) -> Vault:
+def _wire(
+    settings: Settings, keys: KeyProvider, origin: str, blobs: BlobStore | None = None
+) -> Vault:
     # Imported only after the key file is open: the KDF's memory and these
     # modules' then never add up, which keeps a vault process under 150 MB.
     from callvault.adapters.audio import analyse
-    from callvault.adapters.blobstore import open_blobstore
-    from callvault.adapters.db.store import SqlMetadataStore
 
     _prepare_local_dirs(settings)
-    return Vault(
-        store=SqlMetadataStore.open(settings.database_url),
-        blobs=open_blobstore(settings.blobstore_url),
+    if blobs is None:
+        blobs = _open_blobs(settings)
+    vault = Vault(
+        store=_open_metadata(settings),
+        blobs=blobs,
         keys=keys,
         clock=SystemClock(),
         probe=analyse,
         origin=origin,
         max_ingest_bytes=settings.max_ingest_bytes,
     )
+    vault.jobs, vault.job_data = open_jobs(settings, vault.clock)
+    return vault
+
+
+def open_jobs(settings: Settings, clock: Clock) -> tuple[JobQueue, JobDataRepo]:
+    """The job queue: procrastinate on PostgreSQL, the embedded runner on SQLite
+    (docs/jobs.md).  Opens no connection until a job is queued or run."""
+    from callvault.adapters.db.store import create_engine_for
+    from callvault.adapters.jobs.sql import SqlJobData, SqlJobQueue
+
+    engine = create_engine_for(settings.database_url)
+    if engine.dialect.name == "postgresql":
+        from callvault.adapters.jobs.procrastinate_queue import ProcrastinateJobQueue
+
+        stall = float(settings.jobs_lease_seconds)
+        queue = ProcrastinateJobQueue(engine, clock, stalled_seconds=stall)
+        return queue, SqlJobData(engine)
+    lease = dt.timedelta(seconds=settings.jobs_lease_seconds)
+    return SqlJobQueue(engine, clock, lease=lease), SqlJobData(engine)
+
+
+def _open_blobs(settings: Settings) -> BlobStore:
+    """The blob store, contacted once: a typo or a dead server fails here, naming the setting."""
+    from callvault.adapters.blobstore import open_blobstore
+
+    return open_blobstore(settings.blobstore_url, settings.env)
+
+
+def _open_metadata(settings: Settings) -> SqlMetadataStore:
+    """The metadata store; every failure is one message naming CALLVAULT_DATABASE_URL.
+
+    Driver messages are not passed on: they can quote the URL and its password.
+    """
+    from callvault.adapters.db.store import SqlMetadataStore
+
+    setting = "CALLVAULT_DATABASE_URL"
+    try:
+        return SqlMetadataStore.open(settings.database_url)
+    except ModuleNotFoundError:
+        raise ConfigError(
+            f"{setting}: unsupported database driver (use sqlite:///path or postgresql+psycopg://)"
+        ) from None
+    except VaultNotInitialised:
+        raise
+    except ConfigError as exc:
+        if setting in str(exc):
+            raise
+        raise ConfigError(f"{setting}: {exc.params['detail']}") from None
+    except StorageError:
+        raise StorageError(
+            f"{setting}: cannot open the metadata database "
+            "(server not answering, connection refused, or no such database)"
+        ) from None
 
 
 def _prepare_local_dirs(settings: Settings) -> None:
@@ -95,8 +153,11 @@ def create_vault(settings: Settings, prompt: Prompt | None = None) -> Vault:
     """Create keys, schema and the vault's first audit entries, and the self-signed
     localhost TLS pair unless a certificate is configured."""
     _refuse_existing(settings)
+    # The blob store is checked before any key is made: a misconfigured
+    # init must leave nothing behind that a corrected rerun would refuse.
+    blobs = _open_blobs(settings)
     keys = open_keys(settings, prompt, create=True)
-    vault = _wire(settings, keys, origin=vault_service.origin_for(str(uuid.uuid4())))
+    vault = _wire(settings, keys, origin=vault_service.origin_for(str(uuid.uuid4())), blobs=blobs)
     try:
         prepare_tls(settings)  # so `callvault serve` works on localhost from the start
     except BaseException:
@@ -111,10 +172,8 @@ def _refuse_existing(settings: Settings) -> None:
         raise ConfigError(
             f"a key file already exists at {keyfile_path(settings)}; refusing to overwrite"
         )
-    from callvault.adapters.db.store import SqlMetadataStore
-
     _prepare_local_dirs(settings)
-    store = SqlMetadataStore.open(settings.database_url)
+    store = _open_metadata(settings)
     try:
         with store.transaction() as tx:
             existing = tx.get_info(vault_service.VAULT_ID)
@@ -186,6 +245,18 @@ class App:
     def server_tls(self) -> ssl.SSLContext:
         """See :func:`server_tls`: what ``callvault serve`` listens with."""
         return server_tls(self.settings)
+
+    def http_probe(self, timeout: float, cafile: str | None) -> HttpClient:
+        """The bounded HTTP client the exposure scanner probes other servers with."""
+        from callvault.adapters.http_probe import HttpProbe
+
+        return HttpProbe(timeout=timeout, cafile=cafile)
+
+    def audio_sniffer(self) -> Sniff:
+        """What kind of audio a file's first bytes announce, if any (needs no vault)."""
+        from callvault.adapters.audio.magic import sniff
+
+        return sniff
 
 
 def run_cli(argv: list[str]) -> int:

@@ -25,9 +25,16 @@ SETTINGS = (
     "CALLVAULT_PKCS11_PIN",
     "CALLVAULT_PKCS11_PIN_FILE",
     "CALLVAULT_MAX_INGEST_BYTES",
+    "CALLVAULT_AUDIT_RETENTION_DAYS",
     "CALLVAULT_BIND",
     "CALLVAULT_TLS_CERT_FILE",
     "CALLVAULT_TLS_KEY_FILE",
+    "CALLVAULT_S3_ACCESS_KEY_ID",
+    "CALLVAULT_S3_SECRET_ACCESS_KEY",
+    "CALLVAULT_S3_SECRET_ACCESS_KEY_FILE",
+    "CALLVAULT_JOBS_SCRUB_HOURS",
+    "CALLVAULT_JOBS_SWEEP_MINUTES",
+    "CALLVAULT_JOBS_LEASE_SECONDS",
 )
 
 
@@ -43,6 +50,12 @@ class Settings:
     tls_cert_file: Path | None
     tls_key_file: Path | None
     env: Mapping[str, str]  # only the CALLVAULT_* secrets, for the key provider
+    # How long audit entries are kept (R16): never below five years.
+    audit_retention_days: int = 1826
+    # Periodic background jobs (docs/jobs.md); 0 turns one off.
+    jobs_scrub_hours: int = 24
+    jobs_sweep_minutes: int = 60
+    jobs_lease_seconds: int = 60
 
     @classmethod
     def from_env(
@@ -69,6 +82,10 @@ class Settings:
             tls_cert_file=_optional_path(source, "CALLVAULT_TLS_CERT_FILE", base),
             tls_key_file=_optional_path(source, "CALLVAULT_TLS_KEY_FILE", base),
             env={k: v for k, v in source.items() if k.startswith(PREFIX)},
+            audit_retention_days=_audit_retention(source),
+            jobs_scrub_hours=_interval(source, "CALLVAULT_JOBS_SCRUB_HOURS", 24),
+            jobs_sweep_minutes=_interval(source, "CALLVAULT_JOBS_SWEEP_MINUTES", 60),
+            jobs_lease_seconds=max(2, _interval(source, "CALLVAULT_JOBS_LEASE_SECONDS", 60)),
         )
 
     @property
@@ -95,6 +112,35 @@ def _optional_path(source: Mapping[str, str], name: str, base: Path) -> Path | N
         return None
     path = Path(text)
     return path if path.is_absolute() else base / path
+
+
+def _interval(source: Mapping[str, str], name: str, default: int) -> int:
+    """A schedule interval: a whole number from 0 (off) to 100000."""
+    text = (source.get(name) or "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit()) or int(text) > 100_000:
+        raise ConfigError(f"{name} must be a whole number from 0 (off) to 100000")
+    return int(text)
+
+
+AUDIT_RETENTION_MIN_DAYS = 1826  # five years, whatever the leap days (R16)
+
+
+def _audit_retention(source: Mapping[str, str]) -> int:
+    name = "CALLVAULT_AUDIT_RETENTION_DAYS"
+    text = source.get(name)
+    if not text:
+        return AUDIT_RETENTION_MIN_DAYS
+    if not (text.isascii() and text.isdigit()):
+        raise ConfigError(f"{name} must be a whole number of days")
+    days = int(text)
+    if days < AUDIT_RETENTION_MIN_DAYS:
+        raise ConfigError(
+            f"{name} is {days} days: the audit log must be kept at least five years "
+            f"({AUDIT_RETENTION_MIN_DAYS} days)"
+        )
+    return days
 
 
 def _positive_int(source: Mapping[str, str], name: str, default: int) -> int:

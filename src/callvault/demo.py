@@ -49,13 +49,21 @@ def main() -> int:
     if not (home / "keys" / "callvault.key").exists():
         _run("init")
     with (SAMPLES / "manifest.csv").open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            args = ["ingest", str(SAMPLES / row["file"]), "--care-unit", row["care_unit"]]
-            args += ["--started-at", row["started_at"], "--agent", row["agent"]]
-            args += ["--call-id", row["call_id"], "--caller", row["caller"]]
-            if row["personnummer"]:
-                args += ["--personnummer", row["personnummer"]]
-            _run(*args)
+        rows = list(csv.DictReader(handle))
+    # Purpose before recording (R19): the sample units get a policy first.
+    units = sorted({row["care_unit"] for row in rows})
+    _run(
+        "policies", "set", "--class", "record", *(a for u in units for a in ("--care-unit", u)),
+        "--purpose", "Advice calls kept as part of the patient record",
+        "--legal-basis", "Patient Data Act, chapter 3: keeping patient records",
+    )  # fmt: skip
+    for row in rows:
+        args = ["ingest", str(SAMPLES / row["file"]), "--care-unit", row["care_unit"]]
+        args += ["--started-at", row["started_at"], "--agent", row["agent"]]
+        args += ["--call-id", row["call_id"], "--caller", row["caller"]]
+        if row["personnummer"]:
+            args += ["--personnummer", row["personnummer"]]
+        _run(*args)
     try:
         settings = Settings.from_env()
         # A vault made before the service existed has no certificate yet.

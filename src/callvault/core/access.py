@@ -78,6 +78,8 @@ class Operation(enum.StrEnum):
     RECORDING_EXPORT = "recording.export"  # decrypted to a file on the vault host
     RECORDING_HOLD = "recording.hold"
     RECORDING_ERASE = "recording.erase"
+    SUBJECT_ERASE = "subject.erase"  # GDPR Art. 17 erasure by caller (R21)
+    RETENTION_SWEEP = "retention.sweep"  # shred what is due (R20); local operator only
     AUDIT_READ = "audit.read"
     AUDIT_VERIFY = "audit.verify"
     AUDIT_EXTRACT = "audit.extract"  # the patient's log extract (R18)
@@ -89,6 +91,7 @@ class Operation(enum.StrEnum):
     POLICY_MANAGE = "policy.manage"
     TOKEN_MANAGE = "token.manage"  # noqa: S105 (an operation name, not a secret)
     KEY_MANAGE = "key.manage"
+    KEY_STATUS = "key.status"  # versions and counts, never key material
     VAULT_MANAGE = "vault.manage"  # init, whole-vault verify, checkpoint signing
 
 
@@ -349,7 +352,8 @@ _TARGET_KINDS: Final[dict[Operation, frozenset[type[object]]]] = {
     ),
     **dict.fromkeys(
         _ops("audit.read audit.verify audit.extract subject.export breach.report"
-             " review.manage key.manage vault.manage"),
+             " review.manage key.manage key.status vault.manage subject.erase"
+             " retention.sweep"),
         frozenset({_NONE}),
     ),
 }  # fmt: skip
@@ -370,11 +374,12 @@ _GRANTS: Final[dict[Role, dict[Operation, _Scope]]] = {
     ),
     Role.PRIVACY_OFFICER: dict.fromkeys(
         _ops("audit.read audit.verify audit.extract review.manage recording.search"
-             " recording.view recording.hold recording.erase subject.export breach.report"),
+             " recording.view recording.hold recording.erase subject.export breach.report"
+             " subject.erase"),
         _Scope.VAULT,
     ),
     Role.ADMINISTRATOR: dict.fromkeys(
-        _ops("user.manage unit.manage policy.manage token.manage"), _Scope.VAULT
+        _ops("user.manage unit.manage policy.manage token.manage key.status"), _Scope.VAULT
     ),
     Role.RECORDER: {Operation.RECORDING_INGEST: _Scope.OWN_UNITS},
     Role.OPERATOR: dict.fromkeys(Operation, _Scope.VAULT),

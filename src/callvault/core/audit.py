@@ -76,6 +76,19 @@ class Action(enum.StrEnum):
     AUTH_TOTP_FAILED = "auth:totp_failed"
     ACCESS_EMERGENCY = "access:emergency"  # an emergency grant opened (flagged, reviewed)
     ALERT_RATE_LIMIT = "alert:rate_limit"  # a play or download limit was crossed
+    POLICY_LIST = "policy:list"  # recording policies read (R19)
+    RECORDING_HOLD = "recording:hold"  # a legal hold set (R20)
+    RECORDING_RELEASE = "recording:release"  # a legal hold released (R20)
+    KEY_DESTROY = "key:destroy"  # a bucket KEK destroyed: a whole bucket shredded (R20)
+    RETENTION_SWEEP = "retention:sweep"  # one retention sweep, its counts (R20)
+    SUBJECT_ERASE = "subject:erase"  # an Art. 17 erasure request, its counts (R21)
+    AUDIT_EXTRACT = "audit:extract"  # a patient's log extract produced (R18)
+    SUBJECT_EXPORT = "subject:export"  # one recording put in a caller's Art. 15 copy (R21)
+    REVIEW_RUN = "review:run"  # a systematic log review run (R17)
+    REVIEW_READ = "review:read"  # review items listed, or the monthly report
+    REVIEW_RESOLVE = "review:resolve"  # a review item's outcome recorded
+    BREACH_REPORT = "breach:report"  # an Art. 33 breach report (R22)
+    IMPORT_RUN = "import:run"  # a legacy archive import; detail step: start | finish
 
 
 class Outcome(enum.StrEnum):

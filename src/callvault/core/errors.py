@@ -80,6 +80,16 @@ class Conflict(CallvaultError):
     http_status = 409
 
 
+class NoRecordingPolicy(Conflict):
+    """Ingest refused: no active recording policy for the unit and class (R19)."""
+
+    code = "no_recording_policy"
+    template = (
+        "no active recording policy for care unit {unit}, retention class {klass}: "
+        "an administrator must set one first (callvault policies set)"
+    )
+
+
 class IntegrityError(CallvaultError):
     """Authentication of stored data failed.
 

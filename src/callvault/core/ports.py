@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from typing import Protocol, runtime_checkable
 
+from callvault.core.jobs import ClaimedJob, JobInfo, JobState
 from callvault.core.recordings import BucketKekRow, RecordingRow, SearchCriteria
+from callvault.core.retention import LegalHold, RecordingPolicy
 from callvault.core.rows import (
     AccessGrantRow,
     ApiTokenRow,
@@ -245,6 +247,14 @@ class Transaction(Protocol):
     # playback and download grants, emergency grants, review items, paged reads
     @property
     def grants(self) -> GrantsRepo: ...
+
+    # recording policies, legal holds and shredding (R19-R21)
+    @property
+    def lifecycle(self) -> LifecycleRepo: ...
+
+    # log review, search hits, patient log extracts, breach reports
+    @property
+    def review(self) -> ReviewRepo: ...
 
 
 class MetadataStore(Protocol):
@@ -499,4 +509,280 @@ class GrantsRepo(Protocol):
         """Turn the pending row ``row.id`` active with the facts learned after
         storing its object (``row``'s audio facts, sizes, hash and peaks);
         False if it is no longer pending."""
+        ...
+
+
+# --- log review, patient log extracts and breach reports (R17, R18, R22) -----------
+
+
+class ReviewRepo(Protocol):
+    """What the privacy officer's and log reviewer's use cases read and write.
+
+    Lives inside one :class:`Transaction`, so a search's hits commit with its
+    audit entry and a review item with the run that found it.
+    """
+
+    def add_search_hits(self, seq: int, recording_ids: list[uuid.UUID]) -> None:
+        """Record that the search entry ``seq`` listed these recordings, in this
+        order (their position is their index in the list)."""
+        ...
+
+    def search_hits_of(self, seq: int) -> list[uuid.UUID]:
+        """The recordings search entry ``seq`` listed, in position order."""
+        ...
+
+    def searches_listing(
+        self, recording_ids: list[uuid.UUID], below_seq: int
+    ) -> list[tuple[int, uuid.UUID]]:
+        """``(seq, recording id)`` of every search below ``below_seq`` that listed
+        one of ``recording_ids``, by seq."""
+        ...
+
+    def recordings_by_index(
+        self, caller_bidx: bytes | None, pnr_bidx: bytes | None
+    ) -> list[RecordingRow]:
+        """Recordings in any state whose caller or personnummer blind index is one
+        of those given (None matches nothing), oldest call first."""
+        ...
+
+    def recordings_by_id(self, recording_ids: list[uuid.UUID]) -> list[RecordingRow]:
+        """The rows of those ids that still exist, any state."""
+        ...
+
+    def audit_of_recordings(
+        self, recording_ids: list[uuid.UUID], below_seq: int
+    ) -> list[AuditRecord]:
+        """Audit records below ``below_seq`` naming one of ``recording_ids``, by seq."""
+        ...
+
+    def audit_between(
+        self, time_from: dt.datetime, time_to: dt.datetime, actions: list[str] | None
+    ) -> list[AuditRecord]:
+        """Audit records with ``time_from <= time < time_to`` (and one of
+        ``actions``, if given), by seq."""
+        ...
+
+    def leaf_hashes(self, end: int) -> list[bytes]:
+        """The stored leaf hashes of seq ``0 .. end-1``, in order."""
+        ...
+
+    def add_item(
+        self,
+        kind: str,
+        audit_seq: int | None,
+        actor: str,
+        created_at: dt.datetime,
+        recording_id: uuid.UUID | None,
+    ) -> int | None:
+        """Queue a review item; None (nothing written) if one of ``kind`` for
+        ``audit_seq`` exists already, so a review run can be repeated."""
+        ...
+
+    def items(
+        self,
+        *,
+        open_only: bool,
+        since: dt.datetime | None,
+        until: dt.datetime | None,
+        limit: int,
+    ) -> list[ReviewItemRow]:
+        """Items created in ``[since, until)`` (open ones only if asked), oldest first."""
+        ...
+
+    def resolve_item(
+        self, item_id: int, outcome: str, comment: str | None, by: str, at: dt.datetime
+    ) -> bool:
+        """Record an open item's outcome; False if no such open item."""
+        ...
+
+
+# --- recording policies, legal holds and shredding (R19-R21) ------------------------
+
+
+class LifecycleRepo(Protocol):
+    """Recording policies, keep-until stamps, legal holds and crypto-shredding.
+
+    Lives inside one :class:`Transaction`, so a shred, the object it queues
+    for deletion and its audit receipt commit together.  The destroying
+    writes are conditional and return False when the row was not in the
+    expected state (held, already gone, not empty): nothing changed then.
+    """
+
+    def put_policy(self, policy: RecordingPolicy) -> None:
+        """Insert or replace the policy of ``(care_unit, retention_class)``."""
+        ...
+
+    def get_policy(self, care_unit: str, retention_class: str) -> RecordingPolicy | None: ...
+
+    def policies(self) -> list[RecordingPolicy]:
+        """Every policy, active or not, by care unit and class."""
+        ...
+
+    def set_keep_until(self, recording_id: uuid.UUID, keep_until: dt.datetime) -> None: ...
+
+    def retention_facts(
+        self, ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, tuple[dt.datetime | None, str | None]]:
+        """``id -> (keep_until, hold reference or None)`` for the ids that exist."""
+        ...
+
+    def due_recordings(self, now: dt.datetime, limit: int) -> list[RecordingRow]:
+        """Up to ``limit`` active, unheld recordings with ``keep_until <= now``,
+        soonest due first."""
+        ...
+
+    def due_counts(self, now: dt.datetime) -> dict[tuple[str, bool], int]:
+        """``(retention class, held) -> count`` of active recordings due at ``now``."""
+        ...
+
+    def matching(
+        self, caller_bidx: bytes | None, pnr_bidx: bytes | None, limit: int
+    ) -> list[RecordingRow]:
+        """Active recordings whose caller or personnummer index equals a given
+        one (either matches), oldest call first; ``[]`` if both are None."""
+        ...
+
+    def shred(self, rows: list[RecordingRow], at: dt.datetime) -> list[uuid.UUID]:
+        """Delete each recording's row (its wrapped DEK and sealed fields) and
+        queue its object for deletion, only if it is still active and not held;
+        returns the ids of the rows deleted, in the order given."""
+        ...
+
+    def queued_objects(self, limit: int) -> list[str]:
+        """Object names of shredded recordings whose objects may still exist."""
+        ...
+
+    def unqueue(self, names: list[str]) -> None: ...
+
+    def empty_bucket_keks(self) -> list[BucketKekRow]:
+        """Bucket KEKs no recording points at, by month, class and version."""
+        ...
+
+    def destroy_bucket_kek(self, bucket_kek_id: int) -> bool:
+        """Delete the bucket KEK only if still no recording points at it."""
+        ...
+
+    def add_hold(self, hold: LegalHold) -> bool:
+        """False (and nothing changed) if the recording is already held."""
+        ...
+
+    def get_hold(self, recording_id: uuid.UUID) -> LegalHold | None: ...
+
+    def release_hold(self, recording_id: uuid.UUID) -> bool:
+        """False if the recording was not held."""
+        ...
+
+    def holds(self) -> list[LegalHold]:
+        """Every hold, oldest first."""
+        ...
+
+
+# --- background jobs -------------------------------------------------------------------
+
+
+class JobContext(Protocol):
+    """What a running job's handler sees: its job, and how to report progress."""
+
+    @property
+    def job(self) -> ClaimedJob: ...
+
+    def progress(
+        self, done: int, total: int | None = None, cursor: Mapping[str, str | int] | None = None
+    ) -> None:
+        """Record ``done`` of ``total`` and the ``cursor`` a retry resumes from.
+
+        Also renews the worker's lease.  Raises ``Conflict`` if the lease was
+        lost (the job was recovered and given to another worker): the handler
+        must then stop without writing anything more.
+        """
+        ...
+
+    def stopping(self) -> bool:
+        """True once the worker was asked to stop: finish the current step and return."""
+        ...
+
+
+JobHandler = Callable[[JobContext], None]
+
+
+class JobQueue(Protocol):
+    """A durable queue of background jobs with leases, retries and locks.
+
+    Payloads are validated by :func:`callvault.core.jobs.validate_payload`
+    (ids and counters only).  A job with a ``lock`` never runs beside another
+    running job with the same lock; a ``queueing_lock`` keeps at most one
+    queued (not yet running) job per key.  A handler that raises is retried
+    with backoff until ``max_attempts``; a ``CallvaultError``'s code is kept
+    as the job's last error, any other exception as ``internal_error``.
+    """
+
+    def init_schema(self) -> None:
+        """Create what the backend needs beyond the vault's own schema (idempotent)."""
+        ...
+
+    def enqueue(
+        self,
+        kind: str,
+        payload: Mapping[str, str | int],
+        *,
+        lock: str | None = None,
+        queueing_lock: str | None = None,
+        run_after: dt.datetime | None = None,
+    ) -> int | None:
+        """Queue a job; its id, or None if ``queueing_lock`` already has a queued job."""
+        ...
+
+    def jobs(self, *, state: JobState | None = None, limit: int = 100) -> list[JobInfo]:
+        """Jobs, newest first, optionally of one state."""
+        ...
+
+    def job(self, job_id: int) -> JobInfo | None: ...
+
+    def mark_slot(self, name: str, slot: int) -> bool:
+        """Claim periodic slot ``slot`` of schedule ``name``: True exactly once per slot
+        (and only for a slot later than the last claimed), whatever the number of workers."""
+        ...
+
+    def recover_stalled(self) -> int:
+        """Give jobs whose worker stopped renewing its lease back to the queue
+        (or fail them if their attempts are used up); return how many."""
+        ...
+
+    def run(
+        self,
+        handlers: Mapping[str, JobHandler],
+        *,
+        concurrency: int = 1,
+        until_idle: bool = False,
+        tick: Callable[[], None] | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> int:
+        """Work on jobs of the ``handlers``' kinds with ``concurrency`` threads.
+
+        ``tick`` runs periodically (stalled-job recovery, schedules).  Returns
+        the number of jobs run, once ``stop()`` is true (running jobs are
+        finished or released) or, with ``until_idle``, once no job is ready.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+class JobDataRepo(Protocol):
+    """The reads and the one write the job kinds need beside the metadata store's."""
+
+    def recording_ids(
+        self, lo: uuid.UUID, hi: uuid.UUID, after: uuid.UUID | None, limit: int
+    ) -> list[uuid.UUID]:
+        """Ids of recordings (any state) with ``lo <= id <= hi`` and above ``after``, ascending."""
+        ...
+
+    def count_recordings(self, lo: uuid.UUID, hi: uuid.UUID) -> int: ...
+
+    def missing_peaks(self, after: uuid.UUID | None, limit: int) -> list[uuid.UUID]:
+        """Ids of active recordings that have no sealed peaks, ascending, above ``after``."""
+        ...
+
+    def set_peaks_if_missing(self, recording_id: uuid.UUID, enc_peaks: bytes) -> bool:
+        """Store sealed peaks only if the active recording still has none."""
         ...

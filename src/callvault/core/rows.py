@@ -143,6 +143,8 @@ class ReviewItemRow:
     resolved_at: dt.datetime | None = None
     resolved_by: str | None = None
     outcome: str | None = None
+    comment: str | None = None
+    recording_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,7 @@ def reset_user(vault: Vault, principal: Principal, username: str) -> Enrolment:
         audit.record(
             vault, tx, principal, Action.USER_RESET, detail={"user": name, "sessions_ended": ended}
         )
+    vault.play_cache.clear()  # the ended sessions may not play on from memory
     return enrolment
 
 
@@ -222,6 +223,7 @@ def disable_user(vault: Vault, principal: Principal, username: str) -> None:
             Action.USER_DISABLE,
             detail={"user": name, "sessions_ended": ended},
         )
+    vault.play_cache.clear()  # the ended sessions may not play on from memory
 
 
 # --- care units ---------------------------------------------------------------------

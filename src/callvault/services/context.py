@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from callvault.core.ports import BlobStore, Clock, KeyProvider, MetadataStore
+from callvault.core.ports import (
+    BlobStore,
+    Clock,
+    JobDataRepo,
+    JobQueue,
+    KeyProvider,
+    MetadataStore,
+)
+from callvault.services.play_cache import PlayCache
 
 
 class AudioFacts(Protocol):
@@ -60,10 +68,23 @@ class Vault:
     origin: str
     max_ingest_bytes: int = 4 * 1024**3
     _bucket_kek_cache: dict[int, bytes] = field(default_factory=dict, repr=False)
+    play_cache: PlayCache = field(default_factory=PlayCache, repr=False)
+    # Background jobs (docs/jobs.md); None where no queue is wired.
+    jobs: JobQueue | None = field(default=None, repr=False)
+    job_data: JobDataRepo | None = field(default=None, repr=False)
 
     def now(self) -> dt.datetime:
         return self.clock.now()
 
     def close(self) -> None:
         self._bucket_kek_cache.clear()
-        self.store.close()
+        self.play_cache.clear()
+        try:
+            if self.jobs is not None:
+                self.jobs.close()
+            self.store.close()
+        finally:
+            # Stores that hold connections (S3's pool) release them; local ones have nothing.
+            close = getattr(self.blobs, "close", None)
+            if callable(close):
+                close()

@@ -142,3 +142,14 @@ def admit(
         visible = can(principal, Operation.RECORDING_VIEW, target, now=now).allowed
         deny(vault, principal, operation, decision, row.id, hide=not visible)
     return row, decision
+
+
+def account_id(
+    vault: Vault, principal: Principal, operation: str, recording_id: uuid.UUID | None
+) -> uuid.UUID:
+    """The principal's account; grants belong to people, never to tokens."""
+    with vault.store.transaction() as tx:
+        user = tx.accounts.user_by_name(principal.name)
+    if user is None or user.disabled_at is not None:
+        deny(vault, principal, operation, "no_account", recording_id)
+    return user.id

@@ -37,8 +37,14 @@ from typing import Any
 from callvault.core import format as cv1
 from callvault.core import keys as hierarchy
 from callvault.core.access import Operation, Principal, UnitTarget
-from callvault.core.audit import Action
-from callvault.core.errors import Conflict, InvalidInput, TooLarge, UnsupportedAudio
+from callvault.core.audit import Action, Outcome
+from callvault.core.errors import (
+    Conflict,
+    InvalidInput,
+    NoRecordingPolicy,
+    TooLarge,
+    UnsupportedAudio,
+)
 from callvault.core.recordings import (
     ACTIVE,
     PENDING,
@@ -47,7 +53,8 @@ from callvault.core.recordings import (
     new_recording_id,
     validate_retention_class,
 )
-from callvault.services import audit, keyring
+from callvault.core.retention import RecordingPolicy
+from callvault.services import audit, keyring, policies
 from callvault.services.context import AudioFacts, Vault
 from callvault.services.details import CallDetails, SealedDetails, seal_details
 from callvault.services.guard import authorise
@@ -69,6 +76,7 @@ class IngestResult:
 def ingest(vault: Vault, principal: Principal, path: Path, details: CallDetails) -> IngestResult:
     retention_class = validate_retention_class(details.retention_class)
     authorise(vault, principal, Operation.RECORDING_INGEST, UnitTarget(details.care_unit))
+    policy = _policy_for(vault, principal, details.care_unit, retention_class)
     facts = vault.probe(path, max_bytes=vault.max_ingest_bytes)
     # Ciphertext that killed ingests left in the store's temp area; the store
     # never removes a temp file another live writer still holds.
@@ -100,6 +108,7 @@ def ingest(vault: Vault, principal: Principal, path: Path, details: CallDetails)
     )
     with vault.store.transaction() as tx:
         tx.insert_recording(row)
+        tx.lifecycle.set_keep_until(recording_id, policy.keep_until(details.started_at))
 
     plain_hash, cipher_hash = hashlib.sha256(), hashlib.sha256()
     chunks = _hashing(
@@ -135,6 +144,24 @@ def _already_stored(vault: Vault, principal: Principal, fingerprint: bytes) -> I
     if existing is not None:
         _reclaim(vault, existing)
     return None
+
+
+def _policy_for(
+    vault: Vault, principal: Principal, care_unit: str, retention_class: str
+) -> RecordingPolicy:
+    """The active recording policy (R19), or a logged ``NoRecordingPolicy``."""
+    try:
+        with vault.store.transaction(read_only=True) as tx:
+            return policies.require_active(tx, care_unit, retention_class)
+    except NoRecordingPolicy as exc:
+        audit.record_alone(
+            vault,
+            principal,
+            Action.RECORDING_INGEST,
+            Outcome.FAILED,
+            detail={"error": exc.code, "care_unit": care_unit, "retention_class": retention_class},
+        )
+        raise
 
 
 def call_month(started_at: dt.datetime) -> str:
@@ -260,6 +287,7 @@ def ingest_stream(
     authorise(vault, principal, Operation.RECORDING_INGEST, UnitTarget(details.care_unit))
     if not details.call_id:
         raise InvalidInput("a call id is required: it makes a repeated upload harmless")
+    policy = _policy_for(vault, principal, details.care_unit, retention_class)
     fingerprint = call_fingerprint(vault.keys.index_key(), details.care_unit, details.call_id)
     vault.blobs.discard_incomplete()
     duplicate = _already_stored(vault, principal, fingerprint)
@@ -288,6 +316,7 @@ def ingest_stream(
     )
     with vault.store.transaction() as tx:
         tx.insert_recording(row)
+        tx.lifecycle.set_keep_until(recording_id, policy.keep_until(details.started_at))
     try:
         cipher_hash = hashlib.sha256()
         encrypted = cv1.encrypt_stream(dek, ad, itertools.chain((head,), chunks))

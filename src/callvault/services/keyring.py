@@ -7,17 +7,20 @@ bucket KEK.  Rotation re-wraps; audio is never re-encrypted.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 
 from callvault.core import keys as hierarchy
-from callvault.core.access import Principal
-from callvault.core.audit import Action
+from callvault.core.access import Operation, Principal
+from callvault.core.audit import Action, AuditEvent
 from callvault.core.errors import AlreadyExists, KeyUnavailable
 from callvault.core.ports import Transaction
 from callvault.core.recordings import BucketKekRow, RecordingRow
+from callvault.core.rows import AuditFilter
 from callvault.services import audit
 from callvault.services.context import Vault
+from callvault.services.guard import authorise
 
 REWRAP_BATCH = 500
 
@@ -207,14 +210,20 @@ class KeyStatus:
     root_current: int
     root_versions: list[int]
     buckets: list[tuple[str, str, int, int, int]]  # month, class, version, root version, DEKs
+    last_rotation: dt.datetime | None = None  # when the newest `keys rotate` began
 
 
 def status(vault: Vault, principal: Principal) -> KeyStatus:
+    """Root key versions, bucket keys with their recording counts, and the last
+    rotation (from the log); needs ``key.status``."""
+    authorise(vault, principal, Operation.KEY_STATUS, None)
     with vault.store.transaction() as tx:
         rows = tx.bucket_keks()
         counts = tx.dek_counts()
+        rotations = tx.grants.audit_page(AuditFilter(action=Action.KEY_ROTATE.value), None, 1)
         audit.record(vault, tx, principal, Action.KEY_STATUS)
     buckets = [
         (r.month, r.retention_class, r.version, r.root_version, counts.get(r.id, 0)) for r in rows
     ]
-    return KeyStatus(vault.keys.current_version(), vault.keys.versions(), buckets)
+    last = AuditEvent.from_canonical(rotations[0].body).time if rotations else None
+    return KeyStatus(vault.keys.current_version(), vault.keys.versions(), buckets, last)

@@ -25,28 +25,33 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, NoReturn
+from typing import NoReturn
 
 from callvault.core import format as cv1
 from callvault.core.access import (
-    ANY,
-    EMERGENCY_MAX_DURATION,
-    EmergencyGrant,
     Operation,
     Principal,
     RecordingTarget,
     can,
 )
 from callvault.core.audit import Action, Outcome, contains_personal_identifier
-from callvault.core.errors import AccessDenied, InvalidInput, RateLimited
+from callvault.core.errors import InvalidInput, RateLimited
 from callvault.core.ranges import ByteRange, parse_range
-from callvault.core.recordings import ACTIVE, RecordingRow
-from callvault.core.rows import AccessGrantRow, EmergencyGrantRow
-from callvault.services import audit, keyring
+from callvault.core.recordings import ACTIVE, RecordingRow, parse_recording_id
+from callvault.core.rows import AccessGrantRow
+from callvault.services import accounts, audit, credentials, keyring
 from callvault.services.context import Vault
-from callvault.services.guard import admit, deny, flag, reachable, refuse_role_level
+from callvault.services.guard import (
+    account_id,
+    admit,
+    deny,
+    flag,
+    reachable,
+    refuse_role_level,
+)
+from callvault.services.play_cache import PassedCheck
 from callvault.services.recordings import check_ciphertext, check_length, object_reader
 
 GRANT_TTL = dt.timedelta(minutes=10)
@@ -144,7 +149,7 @@ def _open_grant(
     refuse_role_level(vault, principal, recording_id, kind.operation)
     text = purpose(reason)
     row, decision = reachable(vault, principal, recording_id, kind.operation, kind.action, text)
-    user_id = _user_id(vault, principal, kind.operation, row.id)
+    user_id = account_id(vault, principal, kind.operation, row.id)
     now = vault.now()
     with vault.store.transaction() as tx:
         if tx.grants.count_grants(user_id, kind.name, now - RATE_WINDOW) < kind.per_hour:
@@ -185,17 +190,6 @@ def _rate_limited(
     raise RateLimited(f"at most {kind.per_hour} {kind.name} grants an hour")
 
 
-def _user_id(
-    vault: Vault, principal: Principal, operation: str, recording_id: uuid.UUID | None
-) -> uuid.UUID:
-    """The principal's account; grants belong to people, never to tokens."""
-    with vault.store.transaction() as tx:
-        user = tx.accounts.user_by_name(principal.name)
-    if user is None or user.disabled_at is not None:
-        deny(vault, principal, operation, "no_account", recording_id)
-    return user.id
-
-
 # --- serving ------------------------------------------------------------------------
 
 
@@ -209,13 +203,77 @@ def audio(
     logged; served ranges are not.  ``InvalidInput``/``RangeNotSatisfiable``
     for a bad range, only once the grant is established.
     """
+    return _range_stream(vault, _checked_play(vault, principal, recording_id), range_header)
+
+
+def audio_request(
+    vault: Vault,
+    recording_id: str,
+    range_header: str | None,
+    *,
+    session_token: str | None,
+    authorization: str | None,
+    client: str | None,
+) -> tuple[Principal, AudioStream]:
+    """:func:`audio` for a request's raw credentials, with the one-second memory.
+
+    A session whose full check passed for this recording less than a second
+    ago is served from :class:`~callvault.services.play_cache.PlayCache`
+    (see there for what that second may cost); everything else, including
+    any request that also carries a bearer token, is resolved and checked
+    in full.  Returns the principal too, for the request log.
+    """
+    digest = credentials.digest(session_token) if session_token and not authorization else None
+    known = _maybe_id(recording_id)
+    if digest is not None and known is not None:
+        hit = vault.play_cache.recall(digest, known, vault.now())
+        if hit is not None:
+            return hit.principal, _range_stream(vault, hit, range_header)
+    principal = accounts.resolve(
+        vault,
+        session_token=session_token,
+        authorization=authorization,
+        csrf_token=None,
+        method="GET",
+        client=client,
+    )
+    # A malformed id is refused only now, so an anonymous caller learns nothing from it.
+    check = _checked_play(vault, principal, parse_recording_id(recording_id))
+    stream = _range_stream(vault, check, range_header)
+    if digest is not None:
+        vault.play_cache.remember(digest, check, vault.now())
+    return principal, stream
+
+
+def _maybe_id(text: str) -> uuid.UUID | None:
+    try:
+        return parse_recording_id(text)
+    except InvalidInput:
+        return None
+
+
+def _checked_play(vault: Vault, principal: Principal, recording_id: uuid.UUID) -> PassedCheck:
+    """Everything a range needs, checked: role, reach, grant, DEK, commitment, length."""
     refuse_role_level(vault, principal, recording_id, PLAY.operation)
     found, dek = _play_lookup(vault, principal, recording_id)
     row, _ = admit(vault, principal, recording_id, found, PLAY.operation, PLAY.action)
     if dek is None:
         deny(vault, principal, PLAY.operation, "no_grant", row.id)
+    cv1.check_commitment(dek, _ad(row), row.commitment)
+    return PassedCheck(principal, row, dek, check_length(vault, row))
+
+
+def _range_stream(vault: Vault, check: PassedCheck, range_header: str | None) -> AudioStream:
+    row = check.row
     byte_range = parse_range(range_header, row.plaintext_size)
-    return _serve(vault, row, dek, byte_range, None, full_check=False)
+    reader = cv1.CiphertextReader(
+        check.dek, _ad(row), object_reader(vault, row), check.ciphertext_size
+    )
+    return _stream(row, reader, byte_range, None)
+
+
+def _ad(row: RecordingRow) -> bytes:
+    return cv1.associated_data(row.id, row.dek_id, row.media_type)
 
 
 def _play_lookup(
@@ -276,16 +334,25 @@ def _serve(
     *,
     full_check: bool,
 ) -> AudioStream:
-    ad = cv1.associated_data(row.id, row.dek_id, row.media_type)
-    cv1.check_commitment(dek, ad, row.commitment)
+    cv1.check_commitment(dek, _ad(row), row.commitment)
     if full_check:
         check_ciphertext(vault, row)
     size = check_length(vault, row)
-    reader = cv1.CiphertextReader(dek, ad, object_reader(vault, row), size)
+    reader = cv1.CiphertextReader(dek, _ad(row), object_reader(vault, row), size)
+    return _stream(row, reader, byte_range, filename)
+
+
+def _stream(
+    row: RecordingRow,
+    reader: cv1.CiphertextReader,
+    byte_range: ByteRange | None,
+    filename: str | None,
+) -> AudioStream:
     if byte_range is None:
         chunks = reader.stream()
     else:
         chunks = reader.stream(byte_range.start, byte_range.stop)
+    # The first chunk is read and authenticated before any status line is sent.
     first = next(chunks, b"")
     return AudioStream(
         row.media_type,
@@ -294,47 +361,3 @@ def _serve(
         itertools.chain((first,), chunks),
         filename,
     )
-
-
-# --- emergency access (R10) -------------------------------------------------------------
-
-
-def open_emergency(
-    vault: Vault,
-    principal: Principal,
-    reason: str,
-    care_units: Iterable[str] | Literal["any"],
-    duration: dt.timedelta = EMERGENCY_MAX_DURATION,
-) -> EmergencyGrant:
-    """Open an emergency grant (at most 4 hours) beyond the principal's own reach.
-
-    Stored for the principal's later requests, written as one flagged
-    ``access:emergency`` entry with the reason, and queued for review.
-    ``AccessDenied`` (logged) for a role emergency access never extends;
-    ``InvalidInput`` for a bad reason, unit list or duration.
-    """
-    now = vault.now()
-    units = ANY if care_units == "any" else care_units
-    try:
-        grant = EmergencyGrant.open(principal, reason, units, now, duration)
-    except AccessDenied as exc:
-        deny(vault, principal, "emergency.open", str(exc.params.get("reason", "denied")))
-    user_id = _user_id(vault, principal, "emergency.open", None)
-    scope = None if grant.care_units is ANY else grant.care_units
-    stored = EmergencyGrantRow(scope, grant.reason, grant.opened_at, grant.expires_at)
-    with vault.store.transaction() as tx:
-        tx.grants.insert_emergency_grant(uuid.uuid4(), user_id, stored)
-        seq = audit.record(
-            vault, tx, principal, Action.ACCESS_EMERGENCY, reason=grant.reason,
-            detail={"emergency": True, "units": _units_text(scope),
-                    "minutes": int((grant.expires_at - grant.opened_at).total_seconds() // 60)},
-        )  # fmt: skip
-        tx.grants.add_review_item("emergency_access", seq, principal.name, now)
-    return grant
-
-
-def _units_text(units: frozenset[str] | None) -> str:
-    if units is None:
-        return "any"
-    text = ",".join(sorted(units))
-    return text if len(text) <= 200 else f"{len(units)} units"

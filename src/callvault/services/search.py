@@ -33,7 +33,7 @@ from callvault.core.errors import InvalidInput
 from callvault.core.ports import Transaction
 from callvault.core.recordings import RecordingRow, validate_agent, validate_care_unit
 from callvault.core.rows import RecordingFilter
-from callvault.services import audit
+from callvault.services import audit, search_hits
 from callvault.services.context import Vault
 from callvault.services.details import call_id_index, parse_timestamp
 from callvault.services.guard import deny
@@ -107,7 +107,10 @@ def search_page(
         detail: dict[str, str | int | bool | None] = {"results": len(rows)}
         if emergency:
             detail["emergency"] = True
-        audit.record(vault, tx, principal, Action.RECORDING_SEARCH, detail=detail)
+        # Which recordings were listed, provably and without identifiers (R18).
+        detail.update(search_hits.detail(row.id for row in rows))
+        seq = audit.record(vault, tx, principal, Action.RECORDING_SEARCH, detail=detail)
+        search_hits.store(tx, seq, (row.id for row in rows))
     next_cursor = _seal_cursor(vault, principal, last) if more and last else None
     return Page([summary(row) for row in rows], next_cursor)
 

@@ -399,8 +399,9 @@ def logout(vault: Vault, principal: Principal, session_token: str | None) -> Non
     """End the session server-side; its id answers 401 from now on."""
     if not session_token:
         raise InvalidInput("only a browser session can be logged out; revoke a token instead")
+    digest = credentials.digest(session_token)
     with vault.store.transaction() as tx:
-        ended = tx.accounts.end_session(credentials.digest(session_token), vault.now())
+        ended = tx.accounts.end_session(digest, vault.now())
         audit.record(
             vault,
             tx,
@@ -408,3 +409,5 @@ def logout(vault: Vault, principal: Principal, session_token: str | None) -> Non
             Action.AUTH_LOGOUT,
             outcome=Outcome.SUCCESS if ended else Outcome.FAILED,
         )
+    # A range read may not outlive the session in this process (see play_cache).
+    vault.play_cache.forget_session(digest)

@@ -38,6 +38,7 @@ from callvault.core.access import Principal, Role
 from callvault.core.errors import AlreadyExists
 from callvault.services import accounts, credentials, tokens
 from callvault.services.context import Vault
+from callvault.testing.lifecycle import allow_ingest
 
 OPERATOR = Principal("tester", Role.OPERATOR)
 TEST_PASSWORD = "violet harbour tandem rowing"  # noqa: S105 (a test account)
@@ -92,9 +93,12 @@ class TestAccount:
 
 
 def ensure_care_units(vault: Vault, units: Iterable[str]) -> None:
+    """Create the care units if missing, each with recording policies (R19)."""
+    units = tuple(units)
     for unit in units:
         with suppress(AlreadyExists):
             accounts.create_care_unit(vault, OPERATOR, unit, f"Care unit {unit}")
+    allow_ingest(vault, units)
 
 
 def enrol(vault: Vault, username: str, token: str, password: str = TEST_PASSWORD) -> TestAccount:

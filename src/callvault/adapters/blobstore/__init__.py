@@ -3,14 +3,16 @@
 =====================  ==========================================
 ``file:///abs/path``   :class:`LocalBlobStore` in that directory
 ``memory:``            :class:`MemoryBlobStore` (tests, demos)
-``s3://bucket?...``    not available in this build
+``s3://bucket?...``    :class:`~callvault.adapters.blobstore.s3.S3BlobStore`
 =====================  ==========================================
 
-URLs are never echoed in errors: an ``s3://`` URL may carry credentials.
+URLs are never echoed in errors.  ``s3://`` credentials come from ``env`` (the
+CALLVAULT_S3_* settings), never from the URL; see ``s3_url``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -22,8 +24,14 @@ from callvault.core.ports import BlobStore
 __all__ = ["LocalBlobStore", "MemoryBlobStore", "open_blobstore"]
 
 
-def open_blobstore(url: str) -> BlobStore:
-    """Open the blob store named by ``url``; ``ConfigError`` for anything unusable."""
+def open_blobstore(
+    url: str, env: Mapping[str, str] | None = None, *, check: bool = True
+) -> BlobStore:
+    """Open the blob store named by ``url``; ``ConfigError`` for anything unusable.
+
+    ``env`` holds the CALLVAULT_* settings (S3 credentials); with ``check`` an
+    S3 bucket is contacted once, so a bad endpoint or secret fails at start-up.
+    """
     if not isinstance(url, str) or not url:
         raise ConfigError("blob store URL is empty")
     try:
@@ -37,8 +45,14 @@ def open_blobstore(url: str) -> BlobStore:
             raise ConfigError("the memory blob store URL takes no path or options: use memory:")
         return MemoryBlobStore()
     if parts.scheme == "s3":
-        raise ConfigError("s3 blob store not available in this build")
-    raise ConfigError("unsupported blob store URL scheme (use file:///absolute/path or memory:)")
+        # Imported here: boto3 costs memory that file: vaults need not pay.
+        from callvault.adapters.blobstore.s3_url import open_s3
+
+        return open_s3(url, env or {}, check=check)
+    raise ConfigError(
+        "CALLVAULT_BLOBSTORE_URL: unsupported scheme "
+        "(use file:///absolute/path, s3://bucket?endpoint=https://host or memory:)"
+    )
 
 
 def _local_path(url: str) -> Path:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.engine import Dialect
 
@@ -97,6 +98,9 @@ recordings = Table(
     Column("enc_pnr", LargeBinary),
     Column("enc_call_id", LargeBinary),
     Column("enc_peaks", LargeBinary),
+    # When the recording becomes due for shredding (R20): stamped at ingest
+    # from its recording policy.  NULL (rows older than policies) is never due.
+    Column("keep_until", UTCDateTime),
     # Each blind index leads its index and carries the care unit and call
     # time, so "identifier + care unit (+ date range)" matches more columns
     # here than in ix_recordings_unit_started.  Without ANALYZE statistics
@@ -105,9 +109,14 @@ recordings = Table(
     Index("ix_recordings_caller", "caller_bidx", "care_unit", "started_at"),
     Index("ix_recordings_pnr", "pnr_bidx", "care_unit", "started_at"),
     Index("ix_recordings_call_id", "call_id_bidx", "care_unit", "started_at"),
+    # Added by 0006: a lookup across every unit, newest first, reads a page of
+    # a frequent caller's calls in order instead of all of them (docs/scale.md).
+    Index("ix_recordings_caller_started", "caller_bidx", "started_at"),
+    Index("ix_recordings_pnr_started", "pnr_bidx", "started_at"),
     Index("ix_recordings_unit_started", "care_unit", "started_at"),
     Index("ix_recordings_started", "started_at"),
     Index("ix_recordings_bucket", "bucket_kek_id"),
+    Index("ix_recordings_keep_until", "keep_until"),
 )
 
 audit_entries = Table(
@@ -263,5 +272,124 @@ review_items = Table(
     Column("resolved_at", UTCDateTime),
     Column("resolved_by", String(64)),
     Column("outcome", String(500)),
+    # Added by 0004 (R17): the reviewer's comment and the recording concerned.
+    Column("comment", String(500)),
+    Column("recording_id", Uuid),
     Index("ix_review_open", "resolved_at", "created_at"),
+    Index("ix_review_seq", "audit_seq", "kind"),
+)
+
+# Which recordings one search showed (R18): the search's audit entry carries the
+# Merkle root of these ids (sorted), so a patient's log extract can prove that a
+# search listed one of the patient's recordings without naming the others.
+audit_search_hits = Table(
+    "audit_search_hits",
+    metadata,
+    Column("recording_id", Uuid, primary_key=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("position", Integer, nullable=False),
+    Index("ix_search_hits_seq", "seq"),
+)
+
+
+# --- lifecycle: recording policies, legal holds, shredding (R19-R21) -----------------
+
+# One policy per care unit and retention class; ``active`` 0 retires it
+# (ingest is then refused) without losing what it said.
+recording_policies = Table(
+    "recording_policies",
+    metadata,
+    Column("care_unit", String(64), primary_key=True),
+    Column("retention_class", String(16), primary_key=True),
+    Column("purpose", String(500), nullable=False),
+    Column("legal_basis", String(500), nullable=False),
+    Column("keep_days", Integer, nullable=False),
+    Column("active", Integer, nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+    Column("changed_by", String(64), nullable=False),
+)
+
+legal_holds = Table(
+    "legal_holds",
+    metadata,
+    Column("recording_id", Uuid, primary_key=True),
+    Column("reference", String(64), nullable=False),
+    Column("set_by", String(64), nullable=False),
+    Column("set_at", UTCDateTime, nullable=False),
+)
+
+# Objects whose recording row (and wrapped DEK) is already gone: the sweep
+# deletes them and then the entry, so a crash in between is resumed.
+shred_queue = Table(
+    "shred_queue",
+    metadata,
+    Column("object_name", String(32), primary_key=True),
+    Column("queued_at", UTCDateTime, nullable=False),
+)
+
+# --- background jobs (the embedded runner; docs/jobs.md) ------------------------------
+
+_RUNNING = text("state = 'running'")
+_QUEUED = text("state = 'queued'")
+
+# One row per job.  ``payload`` and ``cursor`` hold ids and counters only
+# (core.jobs.validate_payload); ``last_error`` an error code, never a message.
+# The partial unique indexes are the locks: one running job per lock key and
+# one queued job per queueing key, enforced by the database for every worker.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("lock_key", String(64)),
+    Column("queueing_key", String(64)),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("run_after", UTCDateTime, nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_until", UTCDateTime),
+    Column("started_at", UTCDateTime),  # when the latest attempt was claimed
+    Column("progress_done", BigInteger, nullable=False),
+    Column("progress_total", BigInteger),
+    Column("cursor", Text),
+    Column("last_error", String(48)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_jobs_ready", "state", "run_after"),
+    Index(
+        "uq_jobs_running_lock",
+        "lock_key",
+        unique=True,
+        sqlite_where=_RUNNING,
+        postgresql_where=_RUNNING,
+    ),
+    Index(
+        "uq_jobs_queueing_key",
+        "queueing_key",
+        unique=True,
+        sqlite_where=_QUEUED,
+        postgresql_where=_QUEUED,
+    ),
+)
+
+# The last slot each periodic schedule was queued for: one job per slot.
+job_schedules = Table(
+    "job_schedules",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("last_slot", BigInteger, nullable=False),
+)
+
+# Progress and last error code of jobs run by procrastinate (PostgreSQL),
+# whose own job table has no place for them; keyed by its job id.
+job_progress = Table(
+    "job_progress",
+    metadata,
+    Column("job_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("progress_done", BigInteger, nullable=False),
+    Column("progress_total", BigInteger),
+    Column("cursor", Text),
+    Column("last_error", String(48)),
 )

@@ -36,6 +36,8 @@ from callvault.adapters.db.audit_sql import (
     insert_or_merge,
 )
 from callvault.adapters.db.grants import SqlGrants
+from callvault.adapters.db.lifecycle import SqlLifecycle
+from callvault.adapters.db.review import SqlReview
 from callvault.adapters.db.schema import bucket_keks, recordings, vault_info
 from callvault.core.errors import AlreadyExists, CallvaultError, ConfigError, Conflict, StorageError
 from callvault.core.recordings import ACTIVE, PENDING, BucketKekRow, RecordingRow, SearchCriteria
@@ -411,3 +413,15 @@ class SqlTransaction(AuditLogWrites):
     @property
     def grants(self) -> SqlGrants:
         return SqlGrants(self)
+
+    # recording policies, legal holds and shredding
+
+    @property
+    def lifecycle(self) -> SqlLifecycle:
+        return SqlLifecycle(self)
+
+    # log review, search hits, patient log extracts, breach reports
+
+    @property
+    def review(self) -> SqlReview:
+        return SqlReview(self)

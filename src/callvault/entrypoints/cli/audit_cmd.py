@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from callvault.core.access import Principal
+from callvault.entrypoints.cli import privacy_cmd
 from callvault.entrypoints.cli.common import opened
 from callvault.services import audit
 
@@ -22,6 +23,7 @@ def register(commands: Any) -> None:
     sub.add_parser("checkpoint", help="sign the current tree head").set_defaults(
         handler=cmd_checkpoint
     )
+    privacy_cmd.register_verify(sub)  # a patient's log extract, offline (R18)
 
 
 def cmd_verify(args: argparse.Namespace, principal: Principal) -> int:

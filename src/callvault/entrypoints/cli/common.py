@@ -12,6 +12,7 @@ from typing import Protocol
 
 from callvault.services import audit
 from callvault.services.context import Vault
+from callvault.services.exposure.ports import HttpClient, Sniff
 
 Prompt = Callable[[], str]
 
@@ -28,6 +29,10 @@ class VaultApp(Protocol):
 
     def server_tls(self) -> ssl.SSLContext: ...
 
+    def http_probe(self, timeout: float, cafile: str | None) -> HttpClient: ...
+
+    def audio_sniffer(self) -> Sniff: ...
+
 
 def _prompt() -> str:
     return getpass.getpass("callvault passphrase: ")
@@ -39,8 +44,10 @@ def passphrase_prompt() -> Prompt | None:
 
 
 @contextmanager
-def opened(args: argparse.Namespace) -> Iterator[Vault]:
-    vault = args.app.open_vault(passphrase_prompt())
+def opened(args: argparse.Namespace, *, interactive: bool = True) -> Iterator[Vault]:
+    """The vault, sealed and closed afterwards; ``interactive=False`` never prompts
+    (server workers, which share one terminal)."""
+    vault = args.app.open_vault(passphrase_prompt() if interactive else None)
     try:
         yield vault
     finally:

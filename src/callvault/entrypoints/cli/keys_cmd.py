@@ -37,6 +37,8 @@ def cmd_status(args: argparse.Namespace, principal: Principal) -> int:
     print(
         f"root KEK: current version {s.root_current}; held: {', '.join(map(str, s.root_versions))}"
     )
+    last = s.last_rotation.isoformat(timespec="seconds") if s.last_rotation else "never"
+    print(f"last rotation: {last}")
     print(f"{'bucket':<18} {'version':>7} {'root':>5} {'recordings':>10}")
     for month, klass, version, root, count in s.buckets:
         print(f"{month + '/' + klass:<18} {version:>7} {root:>5} {count:>10}")

@@ -12,11 +12,21 @@ from callvault.core.access import OPERATOR, Principal
 from callvault.core.errors import CallvaultError
 from callvault.entrypoints.cli import (
     audit_cmd,
+    doctor_cmd,
+    erasure_cmd,
+    import_cmd,
+    jobs_cmd,
     keys_cmd,
+    policies_cmd,
+    privacy_cmd,
     recordings_cmd,
+    retention_cmd,
+    review_cmd,
+    scan_cmd,
     serve_cmd,
     users_cmd,
     vault_cmd,
+    worker_cmd,
 )
 from callvault.entrypoints.cli.common import VaultApp
 
@@ -27,7 +37,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="An encrypted, audited vault for recorded calls. See README.md.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (vault_cmd, recordings_cmd, keys_cmd, audit_cmd, serve_cmd, users_cmd):
+    for module in (
+        vault_cmd,
+        recordings_cmd,
+        keys_cmd,
+        audit_cmd,
+        serve_cmd,
+        users_cmd,
+        scan_cmd,
+        doctor_cmd,
+        import_cmd,
+    ):
+        module.register(commands)
+    for module in (policies_cmd, retention_cmd, erasure_cmd):
+        module.register(commands)
+    for module in (privacy_cmd, review_cmd):
+        module.register(commands)
+    for module in (jobs_cmd, worker_cmd):
         module.register(commands)
     return parser
 

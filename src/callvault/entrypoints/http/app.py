@@ -14,11 +14,15 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse
 
 from callvault.entrypoints.http import (
+    audio,
     deps,
     errors,
     routes_admin,
     routes_audit,
     routes_auth,
+    routes_jobs,
+    routes_lifecycle,
+    routes_privacy,
     routes_recordings,
 )
 from callvault.entrypoints.http.middleware import (
@@ -26,6 +30,7 @@ from callvault.entrypoints.http.middleware import (
     GuardMiddleware,
     SecurityHeadersMiddleware,
 )
+from callvault.entrypoints.web import install as install_web
 from callvault.services.context import Vault
 
 API_PREFIX = "/api/v1"
@@ -34,8 +39,11 @@ OPENAPI_PATH = f"{API_PREFIX}/openapi.json"
 API_VERSION = "1"
 
 
-def create_app(vault: Vault) -> FastAPI:
-    """The ASGI application serving ``vault``; the caller runs it behind TLS."""
+def create_app(vault: Vault, *, web: bool = True) -> FastAPI:
+    """The ASGI application serving ``vault``; the caller runs it behind TLS.
+
+    ``web`` adds the pages of the web UI (``entrypoints.web``) beside the API.
+    """
     app = FastAPI(
         title="callvault",
         version=API_VERSION,
@@ -55,6 +63,14 @@ def create_app(vault: Vault) -> FastAPI:
     app.include_router(_document_routes(app))
     for module in (routes_auth, routes_admin, routes_recordings, routes_audit):
         app.include_router(module.router)
+    app.include_router(routes_privacy.router)
+    app.include_router(routes_lifecycle.router)
+    app.include_router(routes_jobs.router)
+    # First in the table: nearly every request is a player's range, and the
+    # router tries routes in order (matching costs as much as the vault's work).
+    app.router.routes.insert(0, audio.route())
+    if web:
+        install_web(app)
     return app
 
 

@@ -1,6 +1,7 @@
 """Recordings: search, metadata, playback, download, ingest and emergency access.
 
-Parse, call one service, render.  The services decide who may do what and
+Parse, call one service, render.  The audio route itself, the hot path of
+playback, is in ``audio``.  The services decide who may do what and
 write the audit entries; nothing here checks a role.  Personal identifiers
 (caller number, personnummer) are accepted only in the body of
 ``POST /recordings/search``, never in a URL: ``GET /recordings`` refuses
@@ -23,7 +24,8 @@ from callvault.core.access import ANY, Principal
 from callvault.core.errors import InvalidInput
 from callvault.core.recordings import parse_recording_id
 from callvault.entrypoints.http import deps
-from callvault.services import http_ingest, playback, recordings
+from callvault.entrypoints.http.audio import audio_headers
+from callvault.services import emergency, http_ingest, playback, recordings
 from callvault.services.context import Vault
 
 router = APIRouter(prefix="/api/v1", tags=["recordings"])
@@ -205,16 +207,6 @@ def open_playback(
     return _grant(grant, f"/api/v1/recordings/{grant.recording_id}/audio")
 
 
-@router.get("/recordings/{recording_id}/audio")
-def play_audio(
-    recording_id: str, request: Request, principal: PrincipalDep, vault: VaultDep
-) -> StreamingResponse:
-    """The audio under an open playback grant; single and suffix byte ranges (206/416)."""
-    ranges = request.headers.getlist("range")
-    header = ",".join(ranges) if ranges else None
-    return _streamed(playback.audio(vault, principal, _id(recording_id), header))
-
-
 @router.post("/recordings/{recording_id}/download")
 def open_download(
     recording_id: str, body: ReasonBody, principal: PrincipalDep, vault: VaultDep
@@ -237,13 +229,11 @@ def _grant(grant: playback.Grant, url: str) -> GrantAnswer:
 
 
 def _streamed(stream: playback.AudioStream) -> StreamingResponse:
-    headers = {"accept-ranges": "bytes", "content-length": str(stream.length)}
-    if stream.range is not None:
-        headers["content-range"] = stream.range.content_range()
-    if stream.filename is not None:
-        headers["content-disposition"] = f'attachment; filename="{stream.filename}"'
     return StreamingResponse(
-        stream.chunks, status_code=stream.status, media_type=stream.media_type, headers=headers
+        stream.chunks,
+        status_code=stream.status,
+        media_type=stream.media_type,
+        headers=audio_headers(stream),
     )
 
 
@@ -302,7 +292,7 @@ def open_emergency(
     body: EmergencyBody, principal: PrincipalDep, vault: VaultDep
 ) -> EmergencyAnswer:
     """Emergency access beyond one's own reach: typed reason, at most 4 hours, reviewed."""
-    grant = playback.open_emergency(
+    grant = emergency.open_emergency(
         vault,
         principal,
         body.reason,

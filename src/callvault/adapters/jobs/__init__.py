@@ -1,0 +1,1 @@
+"""JobQueue adapters: the embedded SQL runner (default) and procrastinate (PostgreSQL)."""
