@@ -36,7 +36,7 @@ from callvault.core.jobs import JobKind, id_ranges
 from callvault.services.context import Vault
 from callvault.services.details import CallDetails
 from callvault.services.ingest import ingest
-from callvault.services.jobs_kinds import check_recording
+from callvault.services.verify import check_recording
 from callvault.testing.audio import make_tone_wav
 
 PASSPHRASE = "benchmark passphrase"

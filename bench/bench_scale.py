@@ -18,14 +18,16 @@ Run: ``.venv/bin/python -m bench.bench_scale [--rows N | --full] [--plans] [--on
 * Ours: ``services.search.search_page`` as a privacy officer (whole vault)
   or a supervisor (own unit), 50 results a page: identifier normalisation,
   blind index, the query, the row-by-row access check, the audit entry, the
-  search hits and the durable commit.  Kinds: caller; caller in a unit;
-  a one-week date page; a one-month date page of one unit; the next page
-  of a date page (the sealed keyset cursor).  Query values come from rows
-  drawn at random, so often-calling callers are looked up as often as they
-  call.
+  search hits and the durable commit.  Kinds (``KINDS``): caller;
+  personnummer; caller in own unit; a one-week date page; the next page of
+  a one-year range (the sealed keyset cursor); a one-month page of one unit;
+  and, without targets, the busiest caller and a number that never called
+  (the fixed cost of a search).  Query values come from rows drawn at
+  random, so often-calling callers are looked up as often as they call.
 * Peer: the very SELECT the service issued (captured from the engine, with
   its parameters) run on a raw sqlite3 / psycopg connection; the ratio is
-  the service's overhead.  Results are compared.
+  the service's overhead.  Results are compared.  Also timed, as a
+  diagnostic: the same SELECT without the sealed waveform column.
 * Targets: caller lookups p99 <= 10 ms, date pages p99 <= 50 ms.
 * ``--plans``: also writes the query plans (SQLite ``EXPLAIN QUERY PLAN``,
   PostgreSQL ``EXPLAIN (ANALYZE, BUFFERS)``) of each kind to
@@ -35,6 +37,7 @@ Run: ``.venv/bin/python -m bench.bench_scale [--rows N | --full] [--plans] [--on
 from __future__ import annotations
 
 import argparse
+import bisect
 import datetime as dt
 import math
 import os
@@ -240,8 +243,6 @@ def _cumulative(weights: list[float]) -> list[float]:
 
 
 def _pick(rng: random.Random, cum: list[float]) -> int:
-    import bisect
-
     return min(len(cum) - 1, bisect.bisect(cum, rng.random() * cum[-1]))
 
 
@@ -440,6 +441,15 @@ def _unit_month(t: Target) -> tuple[Principal, SearchQuery]:
     return supervisor(t.care_unit), q
 
 
+def _three_units_week(t: Target) -> tuple[Principal, SearchQuery]:
+    # A supervisor of three units searching all of them: care_unit IN (...).
+    first = int(t.care_unit.removeprefix("unit-"))
+    units = frozenset(f"unit-{(first + i) % UNITS:03d}" for i in range(3))
+    lo, hi = _days(t, 6)
+    principal = Principal("supervisor", "supervisor", care_units=units)
+    return principal, SearchQuery(started_from=lo, started_to=hi, limit=PAGE)
+
+
 KINDS = (
     Kind("caller", "ix_recordings_caller_started", CALLER_P99_MS, _caller),
     Kind("personnummer", "ix_recordings_pnr_started", CALLER_P99_MS, _pnr, who="rows with pnr"),
@@ -447,6 +457,7 @@ KINDS = (
     Kind("date page (1 week)", "ix_recordings_started", PAGE_P99_MS, _week),
     Kind("date page 2 (1 year, cursor)", "ix_recordings_started", PAGE_P99_MS, _year, True),
     Kind("unit date page (1 month)", "ix_recordings_unit_started", PAGE_P99_MS, _unit_month),
+    Kind("3 own units, 1 week", "ix_recordings_unit_started", PAGE_P99_MS, _three_units_week),
     # Not targets: the worst caller, and the fixed cost of any search (access
     # decisions, audit entry, durable commit) when the SELECT finds nothing.
     Kind("caller, the busiest one", "ix_recordings_caller_started", None, _caller, who="busiest"),
@@ -780,8 +791,8 @@ def main(argv: list[str] | None = None) -> None:
     rows_n = FULL_ROWS if args.full else args.rows
     callers = args.callers or max(10, round(FULL_CALLERS * rows_n / FULL_ROWS))
     backends = [b.strip() for b in args.only.split(",") if b.strip()]
-    if rows_n < 100 or args.queries < 1 or not 1 <= callers <= rows_n:
-        parser.error("need --rows >= 100, --queries >= 1 and 1 <= --callers <= rows")
+    if rows_n < 1000 or args.queries < 1 or not 1 <= callers <= rows_n:
+        parser.error("need --rows >= 1000, --queries >= 1 and 1 <= --callers <= rows")
     if not backends or set(backends) - {"sqlite", "postgres"}:
         parser.error("--only takes sqlite, postgres or both")
     plans: list[str] = []

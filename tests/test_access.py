@@ -83,9 +83,12 @@ call_handler     review.manage       -      -      -      -      -      -
 call_handler     user.manage         -      -      -      -      -      -
 call_handler     unit.manage         -      -      -      -      -      -
 call_handler     policy.manage       -      -      -      -      -      -
+call_handler     policy.read         -      -      -      -      -      -
+call_handler     hold.list           -      -      -      -      -      -
 call_handler     token.manage        -      -      -      -      -      -
 call_handler     key.manage          -      -      -      -      -      -
 call_handler     key.status          -      -      -      -      -      -
+call_handler     job.view            -      -      -      -      -      -
 call_handler     vault.manage        -      -      -      -      -      -
 supervisor       recording.ingest    -      -      -      -      -      -
 supervisor       recording.search    kind   kind   kind   UNIT   other  need
@@ -106,9 +109,12 @@ supervisor       review.manage       -      -      -      -      -      -
 supervisor       user.manage         -      -      -      -      -      -
 supervisor       unit.manage         -      -      -      -      -      -
 supervisor       policy.manage       -      -      -      -      -      -
+supervisor       policy.read         -      -      -      -      -      -
+supervisor       hold.list           -      -      -      -      -      -
 supervisor       token.manage        -      -      -      -      -      -
 supervisor       key.manage          -      -      -      -      -      -
 supervisor       key.status          -      -      -      -      -      -
+supervisor       job.view            -      -      -      -      -      -
 supervisor       vault.manage        -      -      -      -      -      -
 log_reviewer     recording.ingest    -      -      -      -      -      -
 log_reviewer     recording.search    -      -      -      -      -      -
@@ -129,9 +135,12 @@ log_reviewer     review.manage       kind   kind   kind   kind   kind   VAULT
 log_reviewer     user.manage         -      -      -      -      -      -
 log_reviewer     unit.manage         -      -      -      -      -      -
 log_reviewer     policy.manage       -      -      -      -      -      -
+log_reviewer     policy.read         -      -      -      -      -      -
+log_reviewer     hold.list           -      -      -      -      -      -
 log_reviewer     token.manage        -      -      -      -      -      -
 log_reviewer     key.manage          -      -      -      -      -      -
 log_reviewer     key.status          -      -      -      -      -      -
+log_reviewer     job.view            -      -      -      -      -      -
 log_reviewer     vault.manage        -      -      -      -      -      -
 privacy_officer  recording.ingest    -      -      -      -      -      -
 privacy_officer  recording.search    kind   kind   kind   VAULT  VAULT  VAULT
@@ -152,9 +161,12 @@ privacy_officer  review.manage       kind   kind   kind   kind   kind   VAULT
 privacy_officer  user.manage         -      -      -      -      -      -
 privacy_officer  unit.manage         -      -      -      -      -      -
 privacy_officer  policy.manage       -      -      -      -      -      -
+privacy_officer  policy.read         kind   kind   kind   kind   kind   VAULT
+privacy_officer  hold.list           kind   kind   kind   kind   kind   VAULT
 privacy_officer  token.manage        -      -      -      -      -      -
 privacy_officer  key.manage          -      -      -      -      -      -
 privacy_officer  key.status          -      -      -      -      -      -
+privacy_officer  job.view            -      -      -      -      -      -
 privacy_officer  vault.manage        -      -      -      -      -      -
 administrator    recording.ingest    -      -      -      -      -      -
 administrator    recording.search    -      -      -      -      -      -
@@ -175,9 +187,12 @@ administrator    review.manage       -      -      -      -      -      -
 administrator    user.manage         kind   kind   kind   VAULT  VAULT  VAULT
 administrator    unit.manage         kind   kind   kind   VAULT  VAULT  VAULT
 administrator    policy.manage       kind   kind   kind   VAULT  VAULT  VAULT
+administrator    policy.read         kind   kind   kind   kind   kind   VAULT
+administrator    hold.list           -      -      -      -      -      -
 administrator    token.manage        kind   kind   kind   VAULT  VAULT  VAULT
 administrator    key.manage          -      -      -      -      -      -
 administrator    key.status          kind   kind   kind   kind   kind   VAULT
+administrator    job.view            kind   kind   kind   kind   kind   VAULT
 administrator    vault.manage        -      -      -      -      -      -
 recorder         recording.ingest    UNIT   UNIT   other  UNIT   other  kind
 recorder         recording.search    -      -      -      -      -      -
@@ -198,9 +213,12 @@ recorder         review.manage       -      -      -      -      -      -
 recorder         user.manage         -      -      -      -      -      -
 recorder         unit.manage         -      -      -      -      -      -
 recorder         policy.manage       -      -      -      -      -      -
+recorder         policy.read         -      -      -      -      -      -
+recorder         hold.list           -      -      -      -      -      -
 recorder         token.manage        -      -      -      -      -      -
 recorder         key.manage          -      -      -      -      -      -
 recorder         key.status          -      -      -      -      -      -
+recorder         job.view            -      -      -      -      -      -
 recorder         vault.manage        -      -      -      -      -      -
 operator         recording.ingest    OPER   OPER   OPER   OPER   OPER   kind
 operator         recording.search    kind   kind   kind   OPER   OPER   OPER
@@ -221,9 +239,12 @@ operator         review.manage       kind   kind   kind   kind   kind   OPER
 operator         user.manage         kind   kind   kind   OPER   OPER   OPER
 operator         unit.manage         kind   kind   kind   OPER   OPER   OPER
 operator         policy.manage       kind   kind   kind   OPER   OPER   OPER
+operator         policy.read         kind   kind   kind   kind   kind   OPER
+operator         hold.list           kind   kind   kind   kind   kind   OPER
 operator         token.manage        kind   kind   kind   OPER   OPER   OPER
 operator         key.manage          kind   kind   kind   kind   kind   OPER
 operator         key.status          kind   kind   kind   kind   kind   OPER
+operator         job.view            kind   kind   kind   kind   kind   OPER
 operator         vault.manage        kind   kind   kind   kind   kind   OPER
 """
 

@@ -593,6 +593,12 @@ def test_a_log_reviewer_reads_filters_pages_and_verifies_the_log(two_calls: tupl
     assert older["entries"][0]["seq"] < by_actor["entries"][0]["seq"]
     about = reviewer.get(f"{API}/audit", params={"recording_id": own}).json()["entries"]
     assert about and all(e["recording_id"] == own for e in about)
+    in_a = reviewer.get(f"{API}/audit", params={"care_unit": "unit-a"}).json()["entries"]
+    assert any(e["action"] == "recording:play" for e in in_a)
+    assert all(e["care_unit"] == "unit-a" for e in in_a)
+    in_b = reviewer.get(f"{API}/audit", params={"care_unit": "unit-b"}).json()["entries"]
+    assert not any(e["recording_id"] == own for e in in_b)
+    assert reviewer.get(f"{API}/audit", params={"care_unit": "no such/unit"}).status_code == 400
     assert reviewer.get(f"{API}/audit", params={"action": "no:such"}).status_code == 400
     verified = reviewer.get(f"{API}/audit/verify").json()
     assert verified["ok"] is True and verified["problems"] == []

@@ -14,7 +14,8 @@ import pytest
 from callvault.adapters.audio import analyse
 from callvault.adapters.blobstore import open_blobstore
 from callvault.adapters.db.store import SqlMetadataStore, create_engine_for
-from callvault.adapters.jobs.sql import SqlJobData, SqlJobQueue
+from callvault.adapters.jobs.sql import SqlJobQueue
+from callvault.adapters.jobs.sql_data import SqlJobData
 from callvault.adapters.keys.keyfile import KdfParams, KeyfileProvider
 from callvault.core.access import OPERATOR, Principal
 from callvault.entrypoints.http.app import create_app

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from sqlalchemy import text
 from callvault.adapters.db.store import SqlMetadataStore, create_engine_for
 from callvault.adapters.jobs.procrastinate_queue import ProcrastinateJobQueue
 from callvault.adapters.jobs.sql import SqlJobQueue
-from callvault.core.jobs import RetryPolicy
+from callvault.core.jobs import JobState, RetryPolicy
 from callvault.testing.clock import FakeClock
 from callvault.testing.jobs import JobQueueConformance
 from callvault.testing.postgres import throwaway_database
@@ -149,3 +151,28 @@ class TestProcrastinateQueue(JobQueueConformance):
             return job_id
 
         return abandon
+
+
+def test_a_running_worker_recovers_a_stalled_job_on_its_periodic_tick(tmp_path: Path) -> None:
+    """Stalled-job recovery is periodic: no restart is needed to take over a dead worker's job."""
+    url = f"sqlite:///{tmp_path / 'vault.db'}"
+    _migrated(url)
+    clock = FakeClock(START)
+    q = SqlJobQueue(create_engine_for(url), clock, poll_seconds=0.05, tick_seconds=0.1)
+    job_id = q.enqueue("scrub_range", {})
+    assert q.claim("killed-worker", ["scrub_range"]) is not None
+    ran: list[int] = []
+    worker = threading.Thread(
+        target=q.run,
+        args=({"scrub_range": lambda ctx: ran.append(ctx.job.id)},),
+        kwargs={"tick": q.recover_stalled, "stop": lambda: bool(ran)},
+    )
+    worker.start()
+    time.sleep(0.5)
+    assert ran == []  # the dead worker's lease still stands
+    clock.advance(seconds=q.lease.total_seconds() + 1)
+    worker.join(timeout=10)
+    assert ran == [job_id]
+    info = q.job(job_id)
+    assert (info.state, info.attempts) == (JobState.DONE, 2)
+    q.close()

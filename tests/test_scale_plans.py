@@ -5,7 +5,7 @@ A few thousand recordings are loaded the way the scale benchmark loads them
 search service, and the very SELECT it issued is explained.  A plan that
 reads the recordings table whole, or not through the index the kind needs,
 fails: a schema or query change cannot silently turn a caller lookup or a
-date page into a table scan (R13 search, docs/scale.md).
+date page into a table scan (docs/scale.md).
 """
 
 from __future__ import annotations

@@ -268,3 +268,17 @@ async def test_erasing_with_a_decision_shreds_the_eligible_and_keeps_the_held(wo
         assert "070" not in done.text
     shredded = entries(world.vault, Action.RECORDING_SHRED)
     assert [e.event.recording_id for e in shredded] == [world.call]
+
+
+async def test_the_holds_page_lists_the_holds_in_force_and_logs_the_listing(world, tmp_path):
+    """R20: the privacy officer sees what is held, by whom and under which reference."""
+    held = add_call(world.vault, tmp_path, number=3)
+    officer = Principal("dpo.x", Role.PRIVACY_OFFICER, session="s-pages")
+    async with signed_in(world, "dpo.x") as (client, _csrf):
+        empty = await client.get("/privacy/holds")
+        assert empty.status_code == 200 and 'id="no-holds"' in empty.text
+        retention.hold(world.vault, officer, held, "DNR 2026/115")
+        listed = await client.get("/privacy/holds")
+        table = listed.text[listed.text.index('id="holds"') :]
+        assert str(held) in table and "DNR 2026/115" in table and "dpo.x" in table
+    assert len(entries(world.vault, Action.HOLD_LIST)) == 2

@@ -78,7 +78,8 @@ def open_jobs(settings: Settings, clock: Clock) -> tuple[JobQueue, JobDataRepo]:
     """The job queue: procrastinate on PostgreSQL, the embedded runner on SQLite
     (docs/jobs.md).  Opens no connection until a job is queued or run."""
     from callvault.adapters.db.store import create_engine_for
-    from callvault.adapters.jobs.sql import SqlJobData, SqlJobQueue
+    from callvault.adapters.jobs.sql import SqlJobQueue
+    from callvault.adapters.jobs.sql_data import SqlJobData
 
     engine = create_engine_for(settings.database_url)
     if engine.dialect.name == "postgresql":

@@ -89,9 +89,12 @@ class Operation(enum.StrEnum):
     USER_MANAGE = "user.manage"
     UNIT_MANAGE = "unit.manage"
     POLICY_MANAGE = "policy.manage"
+    POLICY_READ = "policy.read"  # recording policies as they stand (R19)
+    HOLD_LIST = "hold.list"  # which recordings are on legal hold (R20)
     TOKEN_MANAGE = "token.manage"  # noqa: S105 (an operation name, not a secret)
     KEY_MANAGE = "key.manage"
     KEY_STATUS = "key.status"  # versions and counts, never key material
+    JOB_VIEW = "job.view"  # background jobs' state and progress, never payloads
     VAULT_MANAGE = "vault.manage"  # init, whole-vault verify, checkpoint signing
 
 
@@ -352,7 +355,8 @@ _TARGET_KINDS: Final[dict[Operation, frozenset[type[object]]]] = {
     ),
     **dict.fromkeys(
         _ops("audit.read audit.verify audit.extract subject.export breach.report"
-             " review.manage key.manage key.status vault.manage subject.erase"
+             " review.manage key.manage key.status job.view vault.manage subject.erase"
+             " policy.read hold.list"
              " retention.sweep"),
         frozenset({_NONE}),
     ),
@@ -375,11 +379,13 @@ _GRANTS: Final[dict[Role, dict[Operation, _Scope]]] = {
     Role.PRIVACY_OFFICER: dict.fromkeys(
         _ops("audit.read audit.verify audit.extract review.manage recording.search"
              " recording.view recording.hold recording.erase subject.export breach.report"
-             " subject.erase"),
+             " subject.erase policy.read hold.list"),
         _Scope.VAULT,
     ),
     Role.ADMINISTRATOR: dict.fromkeys(
-        _ops("user.manage unit.manage policy.manage token.manage key.status"), _Scope.VAULT
+        _ops("user.manage unit.manage policy.manage policy.read token.manage key.status"
+             " job.view"),
+        _Scope.VAULT,
     ),
     Role.RECORDER: {Operation.RECORDING_INGEST: _Scope.OWN_UNITS},
     Role.OPERATOR: dict.fromkeys(Operation, _Scope.VAULT),

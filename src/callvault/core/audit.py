@@ -78,6 +78,7 @@ class Action(enum.StrEnum):
     ALERT_RATE_LIMIT = "alert:rate_limit"  # a play or download limit was crossed
     POLICY_LIST = "policy:list"  # recording policies read (R19)
     RECORDING_HOLD = "recording:hold"  # a legal hold set (R20)
+    HOLD_LIST = "hold:list"  # the legal holds in force, read (R20)
     RECORDING_RELEASE = "recording:release"  # a legal hold released (R20)
     KEY_DESTROY = "key:destroy"  # a bucket KEK destroyed: a whole bucket shredded (R20)
     RETENTION_SWEEP = "retention:sweep"  # one retention sweep, its counts (R20)

@@ -16,6 +16,7 @@ from callvault.core.audit import Action, AuditEvent
 from callvault.core.audit_verify import VerifyReport
 from callvault.core.errors import InvalidInput
 from callvault.core.ports import Transaction
+from callvault.core.recordings import validate_care_unit
 from callvault.core.rows import AuditFilter
 from callvault.services import audit
 from callvault.services.context import Vault
@@ -23,7 +24,8 @@ from callvault.services.details import parse_timestamp
 from callvault.services.guard import authorise
 
 MAX_PAGE = 500
-# Entries examined for one page at most when filtering by actor (not a column).
+# Entries examined for one page at most when filtering by actor or care unit
+# (fields of the entry, not columns).
 SCAN_LIMIT = 10_000
 _MAX_CURSOR_DIGITS = 18
 
@@ -36,6 +38,7 @@ class AuditQuery:
     time_to: str | None = None
     action: str | None = None
     actor: str | None = None
+    care_unit: str | None = None
     recording_id: uuid.UUID | None = None
     limit: int = 100
     cursor: str | None = None
@@ -59,18 +62,21 @@ def list_entries(vault: Vault, principal: Principal, query: AuditQuery) -> Audit
     """One page of the log, newest first, matching every filter given."""
     authorise(vault, principal, Operation.AUDIT_READ, None)
     where, before = _filter(query)
-    given = (where.time_from, where.time_to, where.action, where.recording_id, query.actor)
+    given = (
+        where.time_from, where.time_to, where.action, where.recording_id,
+        query.actor, query.care_unit,
+    )  # fmt: skip
     filtered = any(v is not None for v in given)
     audit.record_alone(
         vault, principal, Action.AUDIT_READ, detail={"limit": query.limit, "filtered": filtered}
     )
     with vault.store.transaction() as tx:
-        entries, last = _scan(tx, where, before, query.actor, query.limit)
+        entries, last = _scan(tx, where, before, query, query.limit)
     return AuditPage(entries, str(last) if last else None)
 
 
 def _scan(
-    tx: Transaction, where: AuditFilter, before: int | None, actor: str | None, limit: int
+    tx: Transaction, where: AuditFilter, before: int | None, query: AuditQuery, limit: int
 ) -> tuple[list[AuditEntry], int | None]:
     """``(entries, seq to continue below)``; the seq is None when nothing older is left."""
     entries: list[AuditEntry] = []
@@ -82,7 +88,9 @@ def _scan(
             scanned += 1
             position = record.seq
             event = AuditEvent.from_canonical(record.body)
-            if actor is not None and event.actor != actor:
+            if query.actor is not None and event.actor != query.actor:
+                continue
+            if query.care_unit is not None and event.care_unit != query.care_unit:
                 continue
             entries.append(AuditEntry(record.seq, event))
             if len(entries) == limit:
@@ -106,6 +114,8 @@ def _filter(q: AuditQuery) -> tuple[AuditFilter, int | None]:
         raise InvalidInput("unknown audit action")
     if q.actor is not None and not (0 < len(q.actor) <= 64 and q.actor.isprintable()):
         raise InvalidInput("actor must be a user or token name")
+    if q.care_unit is not None:
+        validate_care_unit(q.care_unit)
     before = None
     if q.cursor is not None:
         text = q.cursor.strip()

@@ -29,9 +29,9 @@ from callvault.services.jobs_kinds import queue_of, submit
 
 # Queueing and running jobs changes the vault: the local operator only.
 MANAGE = Operation.VAULT_MANAGE
-# Seeing jobs (kinds, states, counts, error codes; no payloads over HTTP) is
-# part of administering the vault, which administrators do through policies.
-VIEW = Operation.POLICY_MANAGE
+# Seeing jobs (kinds, states, counts, error codes; no payloads over HTTP):
+# administrators and the local operator.
+VIEW = Operation.JOB_VIEW
 
 
 def enqueue(

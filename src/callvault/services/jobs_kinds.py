@@ -23,7 +23,7 @@ from callvault.core import format as cv1
 from callvault.core import keys as hierarchy
 from callvault.core.access import Principal
 from callvault.core.audit import Action, Outcome
-from callvault.core.errors import CallvaultError, ConfigError, TooLarge
+from callvault.core.errors import ConfigError, TooLarge
 from callvault.core.jobs import (
     JobInterrupted,
     JobKind,
@@ -32,11 +32,11 @@ from callvault.core.jobs import (
     validate_payload,
 )
 from callvault.core.ports import JobContext, JobDataRepo, JobQueue
-from callvault.core.recordings import ACTIVE, RecordingRow
-from callvault.services import audit, keyring, retention
+from callvault.core.recordings import ACTIVE
+from callvault.services import audit, keyring, retention, verify
 from callvault.services.context import Vault
 from callvault.services.details import peaks_ad
-from callvault.services.recordings import check_ciphertext, object_reader
+from callvault.services.recordings import object_reader
 
 KindFn = Callable[[Vault, Principal, JobContext], None]
 StopFn = Callable[[], bool]
@@ -107,26 +107,6 @@ def scrub(vault: Vault, principal: Principal, ctx: JobContext) -> None:
         ctx.progress(n, len(ranges))
 
 
-def check_recording(vault: Vault, row: RecordingRow) -> str | None:
-    """The checks of ``callvault verify`` on one active recording (R23): None, or
-    the error code of the first that fails.  The DEK is unwrapped in a read-only
-    unit, so scrubbing workers never queue for the database's write lock."""
-    try:
-        with vault.store.transaction(read_only=True) as tx:
-            dek = keyring.unwrap_dek(vault, tx, row)
-        ad = cv1.associated_data(row.id, row.dek_id, row.media_type)
-        cv1.check_commitment(dek, ad, row.commitment)
-        check_ciphertext(vault, row)
-        assert row.ciphertext_size is not None  # check_ciphertext refuses a row without
-        reader = object_reader(vault, row)
-        plain = sum(len(c) for c in cv1.decrypt_stream(dek, ad, reader, row.ciphertext_size))
-        if plain != row.plaintext_size:
-            return "plaintext_size_mismatch"
-    except CallvaultError as exc:
-        return exc.code
-    return None
-
-
 def scrub_range(vault: Vault, principal: Principal, ctx: JobContext) -> None:
     data = _data(vault)
     lo = uuid.UUID(str(ctx.job.payload["lo"]))
@@ -147,7 +127,7 @@ def scrub_range(vault: Vault, principal: Principal, ctx: JobContext) -> None:
             if row.state != ACTIVE:
                 continue  # an interrupted ingest: re-running it completes it
             checked += 1
-            problem = check_recording(vault, row)
+            problem = verify.check_recording(vault, row)
             if problem is not None:
                 problems += 1
                 audit.record_alone(
@@ -228,21 +208,12 @@ def retention_sweep(vault: Vault, principal: Principal, ctx: JobContext) -> None
 
 
 def key_rewrap(vault: Vault, principal: Principal, ctx: JobContext) -> None:
-    with vault.store.transaction(read_only=True) as tx:
-        rows = tx.bucket_keks()
-        counts = tx.dek_counts()
-    newest = keyring._current_versions(rows)
-    pending = sum(
-        counts.get(r.id, 0) for r in rows if newest[(r.month, r.retention_class)].id != r.id
-    )
+    pending = keyring.pending_rewrap(vault)
     audit.record_alone(
         vault, principal, Action.KEY_ROTATE, detail={"step": "rewrap", "pending": pending}
     )
     ctx.progress(0, pending)
-    moved = keyring._rewrap_all_deks(vault, {})
-    keyring._rewrap_bucket_roots(vault, vault.keys.current_version())
-    keyring._retire_unused_roots(vault)
-    ctx.progress(moved, pending)
+    ctx.progress(keyring.finish_rotation(vault), pending)
 
 
 KINDS: dict[JobKind, KindFn] = {

@@ -137,6 +137,24 @@ def rotate(vault: Vault, principal: Principal) -> RotationReport:
     return RotationReport(root_version, len(fresh), moved, retired)
 
 
+def pending_rewrap(vault: Vault) -> int:
+    """DEKs still wrapped by a bucket KEK that is not its bucket's newest version."""
+    with vault.store.transaction(read_only=True) as tx:
+        rows = tx.bucket_keks()
+        counts = tx.dek_counts()
+    newest = _current_versions(rows)
+    return sum(counts.get(r.id, 0) for r in rows if newest[(r.month, r.retention_class)].id != r.id)
+
+
+def finish_rotation(vault: Vault) -> int:
+    """What an interrupted rotation left: DEKs under old bucket KEK versions, bucket
+    KEKs under old roots, roots nothing uses.  Idempotent; the DEKs moved."""
+    moved = _rewrap_all_deks(vault, {})
+    _rewrap_bucket_roots(vault, vault.keys.current_version())
+    _retire_unused_roots(vault)
+    return moved
+
+
 def _current_versions(rows: list[BucketKekRow]) -> dict[tuple[str, str], BucketKekRow]:
     current: dict[tuple[str, str], BucketKekRow] = {}
     for row in rows:

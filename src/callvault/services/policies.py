@@ -74,8 +74,9 @@ def retire_policy(
 
 
 def list_policies(vault: Vault, principal: Principal) -> list[RecordingPolicy]:
-    """Every policy, retired ones too (logged as ``policy:list``)."""
-    authorise(vault, principal, Operation.POLICY_MANAGE, None)
+    """Every policy, retired ones too (logged as ``policy:list``); administrators,
+    who set them, and privacy officers, who answer for them."""
+    authorise(vault, principal, Operation.POLICY_READ, None)
     with vault.store.transaction() as tx:
         rows = tx.lifecycle.policies()
         audit.record(vault, tx, principal, Action.POLICY_LIST, detail={"results": len(rows)})

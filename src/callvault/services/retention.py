@@ -183,6 +183,15 @@ def destroy_empty_buckets(vault: Vault, principal: Principal, now: dt.datetime) 
 # --- legal holds --------------------------------------------------------------------
 
 
+def list_holds(vault: Vault, principal: Principal) -> list[LegalHold]:
+    """Every legal hold in force, oldest first (logged as ``hold:list``)."""
+    authorise(vault, principal, Operation.HOLD_LIST, None)
+    with vault.store.transaction() as tx:
+        found = tx.lifecycle.holds()
+        audit.record(vault, tx, principal, Action.HOLD_LIST, detail={"results": len(found)})
+    return found
+
+
 def hold(vault: Vault, principal: Principal, recording_id: uuid.UUID, reference: str) -> LegalHold:
     """Put a recording on legal hold: no sweep or erasure touches it until released."""
     refuse_role_level(vault, principal, recording_id, Operation.RECORDING_HOLD)

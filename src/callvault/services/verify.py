@@ -44,7 +44,7 @@ def verify_vault(vault: Vault, principal: Principal) -> VaultReport:
             report.interrupted_ingests += 1
             continue
         report.recordings_checked += 1
-        problem = _check_recording(vault, row)
+        problem = check_recording(vault, row)
         if problem:
             report.problems.append(f"recording {row.id}: {problem}")
     for name in vault.blobs.names():
@@ -62,19 +62,21 @@ def verify_vault(vault: Vault, principal: Principal) -> VaultReport:
     return report
 
 
-def _check_recording(vault: Vault, row: RecordingRow) -> str | None:
+def check_recording(vault: Vault, row: RecordingRow) -> str | None:
+    """Every check ``callvault verify`` makes on one active recording (R23): None,
+    or the error code of the first that fails.  The DEK is unwrapped in a
+    read-only unit, so scrubbing workers never queue for the write lock."""
     try:
-        dek = keyring.dek_for(vault, row)
+        with vault.store.transaction(read_only=True) as tx:
+            dek = keyring.unwrap_dek(vault, tx, row)
         ad = cv1.associated_data(row.id, row.dek_id, row.media_type)
         cv1.check_commitment(dek, ad, row.commitment)
         check_ciphertext(vault, row)
-        assert row.ciphertext_size is not None
-        plain = sum(
-            len(c)
-            for c in cv1.decrypt_stream(dek, ad, object_reader(vault, row), row.ciphertext_size)
-        )
+        assert row.ciphertext_size is not None  # check_ciphertext refuses a row without
+        reader = object_reader(vault, row)
+        plain = sum(len(c) for c in cv1.decrypt_stream(dek, ad, reader, row.ciphertext_size))
         if plain != row.plaintext_size:
-            return "plaintext length differs from the row"
+            return "plaintext_size_mismatch"
     except CallvaultError as exc:
         return exc.code
     return None

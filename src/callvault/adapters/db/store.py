@@ -61,6 +61,10 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 _READ_ONLY = "callvault_read_only"
 _QUERY_ONLY = "callvault_query_only"
+# Execution options of a read-only unit: a deferred BEGIN with query_only on
+# SQLite (see _sqlite_begin), BEGIN READ ONLY on PostgreSQL.  Other adapters
+# on the same engine (the job queue) use them for their own reads.
+READ_ONLY_OPTIONS: dict[str, bool] = {_READ_ONLY: True, "postgresql_readonly": True}
 
 
 def _sqlite_begin(conn: Connection) -> None:
@@ -148,7 +152,7 @@ class SqlMetadataStore(AuditLogReads):
                 if read_only:
                     # SQLite: a deferred BEGIN with query_only (see
                     # _sqlite_begin); PostgreSQL: BEGIN READ ONLY.
-                    conn.execution_options(**{_READ_ONLY: True, "postgresql_readonly": True})
+                    conn.execution_options(**READ_ONLY_OPTIONS)
                 with conn.begin():
                     tx = SqlTransaction(conn, self._sql)
                     yield tx

@@ -11,24 +11,20 @@ out (its worker was killed) is given back by ``recover_stalled``.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, insert, select, update
 from sqlalchemy import exc as sa_exc
 
-from callvault.adapters.db.schema import job_schedules, jobs, recordings
-# The store's begin hook reads this option: a deferred BEGIN with query_only on
-# SQLite, so reads never queue for (or hold) the write lock that claims take.
-from callvault.adapters.db.store import _READ_ONLY, translate
+from callvault.adapters.db.schema import job_schedules, jobs
+from callvault.adapters.db.store import READ_ONLY_OPTIONS, translate
 from callvault.adapters.jobs.runner import WorkerLoop
 from callvault.core import jobs as core_jobs
 from callvault.core.errors import AlreadyExists, StorageError
 from callvault.core.jobs import ClaimedJob, JobInfo, JobState, RetryPolicy
 from callvault.core.ports import Clock, JobHandler
-from callvault.core.recordings import ACTIVE
 
 STALLED = "stalled"
 
@@ -290,10 +286,12 @@ class SqlJobQueue:
 
 
 def read_all(engine: Engine, query: Any) -> list[Any]:
-    """Rows of one query in a read-only unit."""
+    """Rows of one query in a read-only unit: the store's begin hook makes it a
+    deferred BEGIN with query_only on SQLite, so a listing or a scrub's reads
+    never queue for (or hold) the write lock that claims take."""
     try:
         with engine.connect() as conn:
-            conn.execution_options(**{_READ_ONLY: True, "postgresql_readonly": True})
+            conn.execution_options(**READ_ONLY_OPTIONS)
             with conn.begin():
                 return list(conn.execute(query).all())
     except sa_exc.SQLAlchemyError as exc:
@@ -350,57 +348,3 @@ def _info(row: Any) -> JobInfo:
         payload=core_jobs.decode_payload(row.payload),
         started_at=row.started_at,
     )
-
-
-class SqlJobData:
-    """The JobDataRepo port: recording id ranges and peaks, on the vault's engine."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-
-    def recording_ids(
-        self, lo: uuid.UUID, hi: uuid.UUID, after: uuid.UUID | None, limit: int
-    ) -> list[uuid.UUID]:
-        where = and_(recordings.c.id >= lo, recordings.c.id <= hi)
-        if after is not None:
-            where = and_(where, recordings.c.id > after)
-        query = select(recordings.c.id).where(where).order_by(recordings.c.id).limit(limit)
-        return [r.id for r in self._all(query)]
-
-    def count_recordings(self, lo: uuid.UUID, hi: uuid.UUID) -> int:
-        query = select(func.count()).where(and_(recordings.c.id >= lo, recordings.c.id <= hi))
-        return int(self._all(query)[0][0])
-
-    def missing_peaks(self, after: uuid.UUID | None, limit: int) -> list[uuid.UUID]:
-        where = and_(
-            recordings.c.state == ACTIVE,
-            or_(recordings.c.enc_peaks.is_(None), func.length(recordings.c.enc_peaks) == 0),
-        )
-        if after is not None:
-            where = and_(where, recordings.c.id > after)
-        query = select(recordings.c.id).where(where).order_by(recordings.c.id).limit(limit)
-        return [r.id for r in self._all(query)]
-
-    def set_peaks_if_missing(self, recording_id: uuid.UUID, enc_peaks: bytes) -> bool:
-        try:
-            with self._engine.begin() as conn:
-                result = conn.execute(
-                    update(recordings)
-                    .where(
-                        and_(
-                            recordings.c.id == recording_id,
-                            recordings.c.state == ACTIVE,
-                            or_(
-                                recordings.c.enc_peaks.is_(None),
-                                func.length(recordings.c.enc_peaks) == 0,
-                            ),
-                        )
-                    )
-                    .values(enc_peaks=enc_peaks)
-                )
-                return result.rowcount == 1
-        except sa_exc.SQLAlchemyError as exc:
-            raise translate(exc) from exc
-
-    def _all(self, query: Any) -> list[Any]:
-        return read_all(self._engine, query)

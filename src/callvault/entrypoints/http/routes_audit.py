@@ -60,16 +60,19 @@ def audit_entries(
     time_to: Text64 = None,
     action: Text64 = None,
     actor: Text64 = None,
+    care_unit: Text64 = None,
     recording_id: Text64 = None,
     limit: Annotated[int, Query(ge=1, le=audit_view.MAX_PAGE)] = 100,
     cursor: Annotated[str | None, Query(max_length=20)] = None,
 ) -> AuditPageAnswer:
-    """Entries newest first, narrowed by time (ISO 8601 or a date), action, actor, recording."""
+    """Entries newest first, narrowed by time (ISO 8601 or a date), action, actor, care
+    unit, recording."""
     query = audit_view.AuditQuery(
         time_from=time_from,
         time_to=time_to,
         action=action,
         actor=actor,
+        care_unit=care_unit,
         recording_id=parse_recording_id(recording_id) if recording_id else None,
         limit=limit,
         cursor=cursor,

@@ -429,8 +429,7 @@ MESSAGES: dict[str, str] = {
     "privacy.export.download_hint": "You can fetch the file once within 15 minutes. "
     "After that, make a new copy.",
     "privacy.erasure.title": "Erasure",
-    "privacy.erasure.short": "erase a caller's recordings within the retention rules "
-    "(Art. 17)",
+    "privacy.erasure.short": "erase a caller's recordings within the retention rules (Art. 17)",
     "privacy.erasure.intro": "Preview first: the page lists each recording of the caller "
     "and whether it may be erased now, and if not, why not. Erased recordings cannot be "
     "restored.",
@@ -442,8 +441,7 @@ MESSAGES: dict[str, str] = {
     "erased before ten years.",
     "privacy.erasure.preview": "Preview",
     "privacy.erasure.erase_heading": "Erase",
-    "privacy.erasure.confirm": "I have checked the list; erase the recordings that may "
-    "be erased",
+    "privacy.erasure.confirm": "I have checked the list; erase the recordings that may be erased",
     "privacy.erasure.erase": "Erase",
     "privacy.erasure.confirm_first": "Tick the box to confirm the erasure.",
     "privacy.erasure.planned": "{matched} recordings found. Nothing is erased yet.",
@@ -458,6 +456,10 @@ MESSAGES: dict[str, str] = {
     "unless a decision is given",
     "privacy.erasure.verdict.not_due": "its retention has not passed",
     "privacy.holds.title": "Legal holds",
+    "privacy.holds.current": "Holds in force",
+    "privacy.holds.set_by": "Set by",
+    "privacy.holds.set_at": "Set at",
+    "privacy.holds.none": "No recording is on legal hold.",
     "privacy.holds.short": "keep a recording from the retention sweep and erasure",
     "privacy.holds.intro": "A held recording is neither swept nor erased, not even on "
     "request, until the hold is released.",

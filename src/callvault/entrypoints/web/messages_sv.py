@@ -433,8 +433,7 @@ MESSAGES: dict[str, str] = {
     "privacy.export.download_hint": "Filen kan hämtas en gång inom 15 minuter, av dig. "
     "Därefter får du skapa en ny kopia.",
     "privacy.erasure.title": "Radering",
-    "privacy.erasure.short": "radera en uppringares inspelningar inom bevarandereglerna "
-    "(art. 17)",
+    "privacy.erasure.short": "radera en uppringares inspelningar inom bevarandereglerna (art. 17)",
     "privacy.erasure.intro": "Förhandsgranska först: sidan visar varje inspelning av "
     "uppringaren och om den får raderas nu, och annars varför inte. Raderade "
     "inspelningar går inte att återställa.",
@@ -446,8 +445,7 @@ MESSAGES: dict[str, str] = {
     "raderas före tio år.",
     "privacy.erasure.preview": "Förhandsgranska",
     "privacy.erasure.erase_heading": "Radera",
-    "privacy.erasure.confirm": "Jag har granskat listan; radera de inspelningar som får "
-    "raderas",
+    "privacy.erasure.confirm": "Jag har granskat listan; radera de inspelningar som får raderas",
     "privacy.erasure.erase": "Radera",
     "privacy.erasure.confirm_first": "Kryssa i rutan för att bekräfta raderingen.",
     "privacy.erasure.planned": "{matched} inspelningar hittades. Inget är raderat ännu.",
@@ -462,6 +460,10 @@ MESSAGES: dict[str, str] = {
     "{until} om inget beslut anges",
     "privacy.erasure.verdict.not_due": "bevarandetiden har inte gått ut",
     "privacy.holds.title": "Bevarande (rättslig spärr)",
+    "privacy.holds.current": "Gällande spärrar",
+    "privacy.holds.set_by": "Satt av",
+    "privacy.holds.set_at": "Satt",
+    "privacy.holds.none": "Ingen inspelning har rättslig spärr.",
     "privacy.holds.short": "spärra en inspelning mot gallring och radering",
     "privacy.holds.intro": "En spärrad inspelning gallras inte och raderas inte, inte "
     "heller på begäran, förrän spärren hävs.",
@@ -509,8 +511,7 @@ MESSAGES: dict[str, str] = {
     "privacy.report.by_outcome": "Bedömningar",
     "privacy.report.incident_list": "Poster bedömda som incident",
     "privacy.policies.title": "Inspelningspolicyer",
-    "privacy.policies.short": "varför varje vårdenhet spelar in, med vilket stöd och hur "
-    "länge",
+    "privacy.policies.short": "varför varje vårdenhet spelar in, med vilket stöd och hur länge",
     "privacy.policies.intro": "Policyerna sätts av administratören. Inspelning vägras för "
     "en vårdenhet utan aktiv policy.",
     # errors
