@@ -9,9 +9,11 @@ the Content-Security-Policy.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import uuid
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +21,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
+from callvault.core import agefile
+from callvault.core.access import Principal, Role
+from callvault.core.audit import Action
 from callvault.core.extract_verify import verify_extract
-from callvault.services import audit
+from callvault.services import audit, audit_view
 from callvault.testing.browser import (
     ServedVault,
     Tab,
@@ -130,23 +135,69 @@ def test_the_officer_sees_the_nurses_play_in_the_log_extract_and_downloads_it(wo
     assert "123" not in page.url and tab.page.url.endswith("/privacy/extract")
 
 
-def test_an_access_export_shows_its_passphrase_once(world, tab):
-    """R21 (Art. 15): the copy is an age file; the passphrase is shown only once."""
+def test_an_access_export_shows_its_passphrase_once_and_the_saved_file_opens_with_it(world, tab):
+    """R21 (Art. 15): the page's script gets the age file as the POST's answer, shows
+    the passphrase once and saves the file; the file opens with that passphrase and
+    nothing of it is left on the server to fetch again."""
     page = signed_in(world, tab, "dpo.x")
     page.goto(world.served.url("/privacy/export"))
+    assert page.locator("#export-ready").is_hidden()
     fill_caller(page)
-    page.click("#export-make")
+    with page.expect_download() as download:
+        page.click("#export-make")
     page.wait_for_selector("#export-ready")
     passphrase = page.input_value("#export-passphrase")
     assert re.fullmatch(r"([a-z2-9]{5}-){4}[a-z2-9]{5}", passphrase)
+    assert "2 inspelningar" in page.inner_text("#export-heading")  # both of the caller's calls
     save_screenshot(page, "privacy-export")
-    with page.expect_download() as download:
+    saved = download.value
+    assert re.fullmatch(r"registerutdrag-\d{8}-\d{6}\.zip\.age", saved.suggested_filename)
+    data = Path(saved.path()).read_bytes()
+    assert data.startswith(b"age-encryption.org/v1\n")
+    opened = zipfile.ZipFile(io.BytesIO(b"".join(agefile.decrypt(io.BytesIO(data), passphrase))))
+    assert "manifest.json" in opened.namelist()
+    assert sum(name.endswith(".wav") for name in opened.namelist()) == 2
+    # Saved again from the page's memory (no new request): the same file.
+    with page.expect_download() as again:
         page.click("#export-download")
-    assert download.value.suggested_filename.endswith(".zip.age")
-    assert Path(download.value.path()).read_bytes().startswith(b"age-encryption.org/v1\n")
+    assert Path(again.value.path()).read_bytes() == data
+    assert "123" not in page.url and page.url.endswith("/privacy/export")
     page.goto(world.served.url("/privacy/export"))
-    assert page.locator("#export-ready").count() == 0
+    assert page.locator("#export-ready").is_hidden()
     assert passphrase not in page.content()
+    # A caller the vault does not know: the refusal is shown, nothing is saved.
+    page.fill("#caller", "070-765 43 21")
+    page.click("#export-make")
+    page.wait_for_selector("#export-error p.error")
+    assert page.locator("#export-ready").is_hidden() and "765" not in page.url
+
+
+def test_without_javascript_the_export_form_says_so_and_hands_out_no_file(world):
+    """A file whose passphrase nobody saw is never handed out: without the page's
+    script the form answers the page with a message, and no copy is made."""
+    context = world.browser.new_context(
+        ignore_https_errors=True, java_script_enabled=False, base_url=world.served.base_url
+    )
+    try:
+        page = context.new_page()
+        world.served.clock.advance(seconds=30)
+        sign_in(page, world.served, world.people["dpo.x"])
+        before = len(exports_logged(world))
+        page.goto(world.served.url("/privacy/export"))
+        fill_caller(page)
+        page.click("#export-make")
+        page.wait_for_selector("#export-error p.error")
+        assert "JavaScript" in page.inner_text("#export-error")
+        assert page.locator("#export-ready").is_hidden()
+        assert len(exports_logged(world)) == before
+    finally:
+        context.close()
+
+
+def exports_logged(world: World) -> list[object]:
+    query = audit_view.AuditQuery(action=str(Action.SUBJECT_EXPORT), limit=100)
+    reader = Principal("tester", Role.OPERATOR)
+    return list(audit_view.list_entries(world.served.vault, reader, query).entries)
 
 
 def test_a_legal_hold_keeps_a_recording_out_of_an_erasure_until_released(world, tab):

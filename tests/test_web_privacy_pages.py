@@ -4,8 +4,10 @@ answers hold and leave out (R3, R18-R22)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 import uuid
+import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from callvault.core import agefile
 from callvault.core.access import Principal, Role
 from callvault.core.audit import Action
 from callvault.entrypoints.http.app import create_app
@@ -33,6 +36,7 @@ pytestmark = pytest.mark.anyio
 BASE = "https://testserver"
 T0 = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 CALLER = "070-123 45 67"
+SCRIPT = {"Callvault-Export-Request": "1"}  # what the export page's script sends
 
 PAGES = (
     "/privacy",
@@ -142,7 +146,7 @@ async def test_every_privacy_page_refuses_other_roles(world):
                 if (name, path) == ("rev.x", "/privacy/review-report"):
                     continue
                 body = {**body, "csrf": csrf, "recording_id": str(world.call)}
-                response = await client.post(path, data=body)
+                response = await client.post(path, data=body, headers=SCRIPT)
                 assert response.status_code == 403, (name, path, response.status_code)
                 assert "070" not in response.text and "passphrase" not in response.text
     assert entries(world.vault, Action.SUBJECT_EXPORT) == []
@@ -156,7 +160,7 @@ async def test_privacy_forms_without_the_csrf_field_change_nothing(world):
         for path, body in FORMS.items():
             for forged in ({}, {"csrf": csrf[::-1]}):
                 data = {**body, **forged, "recording_id": str(world.call)}
-                response = await client.post(path, data=data)
+                response = await client.post(path, data=data, headers=SCRIPT)
                 assert response.status_code == 403, (path, response.status_code)
                 assert "070" not in response.text
         for path in PAGES:
@@ -206,35 +210,64 @@ async def test_extract_downloads_are_no_store_attachments_named_without_personal
     assert len(entries(world.vault, Action.AUDIT_EXTRACT)) == 4
 
 
-async def test_an_export_is_fetched_once_by_its_maker_only(world):
-    """R21: the passphrase is in the POST's answer once; the file link works once,
-    for the privacy officer who made it, as a no-store attachment."""
-    with cheap_password_hashing():
-        world.people["dpo.y"] = enrolled_account(world.vault, "dpo.y", role="privacy_officer")
-    async with (
-        signed_in(world, "dpo.x") as (client, csrf),
-        signed_in(world, "dpo.y") as (
-            other,
-            _,
-        ),
-    ):
-        made = await client.post("/privacy/export", data={"csrf": csrf, "caller": CALLER})
+async def test_an_export_is_the_posts_own_attachment_with_its_passphrase_header(world):
+    """R21: the page script's POST answers the age file itself (no-store, named by date
+    only) with the passphrase in a header; any process can answer it, and the server
+    keeps nothing to fetch later."""
+    async with signed_in(world, "dpo.x") as (client, csrf):
+        made = await client.post(
+            "/privacy/export", data={"csrf": csrf, "caller": CALLER}, headers=SCRIPT
+        )
         assert made.status_code == 200
-        passphrase = re.search(r'id="export-passphrase" class="secret-value" value="([^"]+)"',
-                               made.text).group(1)  # fmt: skip
-        link = re.search(r'href="(/privacy/export/[^"]+)"', made.text).group(1)
-        assert "070" not in made.text
-        assert (await other.get(link)).status_code == 404  # not the maker
-        fetched = await client.get(link)
-        assert fetched.status_code == 200
-        assert fetched.headers["cache-control"] == "no-store"
+        assert made.headers["cache-control"] == "no-store"
+        assert made.headers["content-type"] == "application/octet-stream"
         assert re.fullmatch(r'attachment; filename="registerutdrag-\d{8}-\d{6}\.zip\.age"',
-                            fetched.headers["content-disposition"])  # fmt: skip
-        assert fetched.content.startswith(b"age-encryption.org/v1\n")
-        assert passphrase.encode() not in fetched.content
-        assert (await client.get(link)).status_code == 404  # once
+                            made.headers["content-disposition"])  # fmt: skip
+        assert made.headers["callvault-export-recordings"] == "1"
+        passphrase = made.headers["callvault-export-passphrase"]
+        assert re.fullmatch(r"([a-z2-9]{5}-){4}[a-z2-9]{5}", passphrase)
+        assert made.content.startswith(b"age-encryption.org/v1\n")
+        assert passphrase.encode() not in made.content and b"070" not in made.content
+        opened = b"".join(agefile.decrypt(io.BytesIO(made.content), passphrase))
+        assert "manifest.json" in zipfile.ZipFile(io.BytesIO(opened)).namelist()
         again = await client.get("/privacy/export")
-        assert passphrase not in again.text
+        assert again.status_code == 200 and passphrase not in again.text
+    assert len(entries(world.vault, Action.SUBJECT_EXPORT)) == 1
+    # Another process (a second app on the same vault) serves the page just as well.
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=create_app(world.vault)), base_url=BASE
+    ) as fresh:
+        csrf = await _sign_in(world, fresh, "dpo.x")
+        other = await fresh.post(
+            "/privacy/export", data={"csrf": csrf, "caller": CALLER}, headers=SCRIPT
+        )
+        assert other.status_code == 200 and other.content.startswith(b"age-encryption.org/v1")
+    assert len(entries(world.vault, Action.SUBJECT_EXPORT)) == 2
+
+
+async def test_an_export_form_sent_without_the_page_script_writes_no_export(world):
+    """A plain form POST (no JavaScript) would hand out a file whose passphrase nobody
+    saw: it gets the page back with a clear message, and no copy is made."""
+    async with signed_in(world, "dpo.x") as (client, csrf):
+        for marker in ({}, {"Callvault-Export-Request": "yes"}):
+            plain = await client.post(
+                "/privacy/export", data={"csrf": csrf, "caller": CALLER}, headers=marker
+            )
+            assert plain.status_code == 400
+            assert plain.headers["content-type"].startswith("text/html")
+            assert "callvault-export-passphrase" not in plain.headers
+            assert "content-disposition" not in plain.headers
+            assert "JavaScript" in plain.text and 'id="export-form"' in plain.text
+            assert "070" not in plain.text and "46701234567" not in plain.text
+        assert entries(world.vault, Action.SUBJECT_EXPORT) == []  # no look-up, no copy
+        unknown = await client.post(
+            "/privacy/export", data={"csrf": csrf, "caller": "070-765 43 21"}, headers=SCRIPT
+        )
+        assert unknown.status_code == 404 and "text/html" in unknown.headers["content-type"]
+        assert "callvault-export-passphrase" not in unknown.headers and "765" not in unknown.text
+    # Only the failed look-up of the unknown caller is logged; it made nothing.
+    logged = entries(world.vault, Action.SUBJECT_EXPORT)
+    assert [dict(e.event.detail) for e in logged] == [{"error": "unknown_caller"}]
 
 
 async def test_erasure_needs_the_ticked_confirmation_and_never_echoes_the_caller(world):

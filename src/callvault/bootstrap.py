@@ -86,7 +86,11 @@ def open_jobs(settings: Settings, clock: Clock) -> tuple[JobQueue, JobDataRepo]:
         from callvault.adapters.jobs.procrastinate_queue import ProcrastinateJobQueue
 
         stall = float(settings.jobs_lease_seconds)
-        queue = ProcrastinateJobQueue(engine, clock, stalled_seconds=stall)
+        # A live worker must beat at least three times per stall window, or a
+        # tick could hand its job to another worker while it still runs.
+        queue = ProcrastinateJobQueue(
+            engine, clock, stalled_seconds=stall, heartbeat_seconds=min(5.0, stall / 3)
+        )
         return queue, SqlJobData(engine)
     lease = dt.timedelta(seconds=settings.jobs_lease_seconds)
     return SqlJobQueue(engine, clock, lease=lease), SqlJobData(engine)

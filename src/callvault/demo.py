@@ -95,8 +95,10 @@ There are no default accounts. To sign in, create the first administrator
 in another shell:
   {env}
   {cv} users create-admin <name>
-and enrol with the token from the link it prints, through the API
-(README.md, "Signing in"); that administrator then creates the other users.
+and open the link it prints in a browser: it asks for a password, shows a QR
+code for the authenticator app and the recovery codes once, then signs you in
+at {url}/ (the API works too: README.md, "Signing in"). That administrator
+creates the other users and care units on the Administration pages.
 
 The command line works in that shell too, audited under your user name:
   {cv} search --caller 070-174 06 05

@@ -426,8 +426,9 @@ MESSAGES: dict[str, str] = {
     "privacy.export.once": "The passphrase is shown only now and stored nowhere. Write "
     "it down before you leave the page.",
     "privacy.export.download": "Download the encrypted file",
-    "privacy.export.download_hint": "You can fetch the file once within 15 minutes. "
-    "After that, make a new copy.",
+    "privacy.export.needs_script": "This page needs JavaScript to show the passphrase "
+    "and save the file. "
+    "Turn it on and make the copy again.",
     "privacy.erasure.title": "Erasure",
     "privacy.erasure.short": "erase a caller's recordings within the retention rules (Art. 17)",
     "privacy.erasure.intro": "Preview first: the page lists each recording of the caller "

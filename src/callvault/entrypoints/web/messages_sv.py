@@ -430,8 +430,9 @@ MESSAGES: dict[str, str] = {
     "privacy.export.once": "Lösenfrasen visas bara nu och sparas ingenstans. Skriv ner "
     "den innan du lämnar sidan.",
     "privacy.export.download": "Ladda ner den krypterade filen",
-    "privacy.export.download_hint": "Filen kan hämtas en gång inom 15 minuter, av dig. "
-    "Därefter får du skapa en ny kopia.",
+    "privacy.export.needs_script": "Sidan behöver JavaScript för att visa lösenfrasen "
+    "och spara filen. "
+    "Slå på det och gör kopian igen.",
     "privacy.erasure.title": "Radering",
     "privacy.erasure.short": "radera en uppringares inspelningar inom bevarandereglerna (art. 17)",
     "privacy.erasure.intro": "Förhandsgranska först: sidan visar varje inspelning av "

@@ -6,21 +6,16 @@ The same services as ``/api/v1/privacy/*`` and ``/api/v1/review/report``:
 ``breach.breach_report`` and ``review.report``.  A caller's phone number or
 personnummer is typed into a POSTed form and never put in an address, a
 file name or the page's answer.  Downloads are attachments named by date
-only.  An Art. 15 copy is written (age ciphertext only) to an anonymous
-temporary file held for its creator for a few minutes: the answer to the
-POST shows the passphrase once and a one-time download link.
+only.  An Art. 15 copy (age ciphertext only, spooled in an anonymous
+temporary file) is the answer to the page script's POST, with its passphrase
+in a header for the script to show once; the server keeps nothing after it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import secrets
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import IO, Any
 
 from fastapi import APIRouter, Request, Response
@@ -29,6 +24,7 @@ from fastapi.responses import StreamingResponse
 from callvault.core.access import Operation, Principal, Role, can
 from callvault.core.errors import InvalidInput, NotFound
 from callvault.core.extract_verify import HOW
+from callvault.entrypoints.http.routes_privacy import PASSPHRASE_HEADER
 from callvault.entrypoints.web import i18n, nav
 from callvault.entrypoints.web.common import (
     Form,
@@ -50,8 +46,9 @@ OFFICERS = frozenset({Role.PRIVACY_OFFICER})
 nav.register(nav.NavItem("/privacy", "nav.privacy", OFFICERS))
 
 FAILURES = (InvalidInput, NotFound)
-EXPORT_HOLD_SECONDS = 15 * 60  # how long a prepared copy waits for its download
-EXPORT_MAX_WAITING = 8  # prepared copies kept at once (each is a temporary file)
+# The export page's script marks its POST with this header (a plain form cannot).
+EXPORT_MARKER = "Callvault-Export-Request"
+RECORDINGS_HEADER = "Callvault-Export-Recordings"
 _HOW_TEXT = {code: {"en": en, "sv": sv} for code, en, sv in HOW.values()}
 # The breach report counts by action tag; shown in words like the extract's "how".
 _ACTION_TEXT = {action: {"en": en, "sv": sv} for action, (_, en, sv) in HOW.items()}
@@ -181,105 +178,55 @@ def _utc(text: str) -> dt.datetime:
 # --- the caller's copy (Art. 15, R21) ----------------------------------------------------
 
 
-@dataclass
-class _Prepared:
-    owner: str
-    spool: IO[bytes]
-    size: int
-    until: float  # monotonic
-
-
-class PreparedExports:
-    """Encrypted copies waiting for their one download, by a digest of their token."""
-
-    def __init__(self) -> None:
-        self._waiting: dict[bytes, _Prepared] = {}
-        self._lock = threading.Lock()
-
-    def put(self, owner: str, spool: IO[bytes], size: int) -> str:
-        token = secrets.token_urlsafe(32)
-        entry = _Prepared(owner, spool, size, time.monotonic() + EXPORT_HOLD_SECONDS)
-        with self._lock:
-            self._expire()
-            while len(self._waiting) >= EXPORT_MAX_WAITING:
-                oldest = min(self._waiting, key=lambda k: self._waiting[k].until)
-                self._waiting.pop(oldest).spool.close()
-            self._waiting[_digest(token)] = entry
-        return token
-
-    def take(self, owner: str, token: str) -> _Prepared:
-        """The copy, once, for the person who made it; ``NotFound`` otherwise."""
-        key = _digest(token)
-        with self._lock:
-            self._expire()
-            entry = self._waiting.get(key)
-            if entry is None or not secrets.compare_digest(entry.owner, owner):
-                raise NotFound("prepared copy")
-            del self._waiting[key]
-        return entry
-
-    def _expire(self) -> None:
-        now = time.monotonic()
-        for key in [k for k, e in self._waiting.items() if e.until <= now]:
-            self._waiting.pop(key).spool.close()
-
-
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8", "replace")).digest()
-
-
-def prepared(request: Request) -> PreparedExports:
-    found = getattr(request.app.state, "privacy_exports", None)
-    if not isinstance(found, PreparedExports):
-        found = PreparedExports()
-        request.app.state.privacy_exports = found
-    return found
-
-
 @router.get("/privacy/export")
 def export_page(request: Request) -> Response:
     user = viewer(request)
     authorise(vault(request), user, Operation.SUBJECT_EXPORT, None)
-    return render(request, "privacy_export.html", user=user, done=None, token=None, error=None)
+    return _export_page(request, user)
 
 
 @router.post("/privacy/export")
 def make_export(request: Request, form: Form) -> Response:
+    """The copy itself, as the answer, for the page's script to save (R21).
+
+    Nothing is kept server side, so any process behind the port can answer.
+    The script marks its request: a plain form POST would download a file
+    whose passphrase nobody saw, so it gets the page back with a message.
+    """
     user = actor(request, form)
+    if request.headers.get(EXPORT_MARKER) != "1":
+        authorise(vault(request), user, Operation.SUBJECT_EXPORT, None)
+        # Never hand out a file whose passphrase nobody saw: the page needs its script.
+        return _export_page(request, user, error=("privacy.export.needs_script", ""), status=400)
     # The spool holds age ciphertext only; decrypted audio never reaches it.
-    spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed when fetched or expired)
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the response stream)
     try:
         caller, personnummer = subject(form)
         done = exports.export(vault(request), user, spool, caller=caller, personnummer=personnummer)
     except FAILURES as exc:
         spool.close()
-        return render(
-            request, "privacy_export.html", user=user, done=None, token=None,
-            error=failure(exc), status=exc.http_status,
-        )  # fmt: skip
+        return _export_page(request, user, error=failure(exc), status=exc.http_status)
     except BaseException:
         spool.close()
         raise
-    token = prepared(request).put(user.name, spool, done.size)
-    return render(request, "privacy_export.html", user=user, done=done, token=token, error=None)
-
-
-@router.get("/privacy/export/{token}")
-def fetch_export(token: str, request: Request) -> Response:
-    """The prepared copy, once, for the privacy officer who made it."""
-    user = viewer(request)
-    authorise(vault(request), user, Operation.SUBJECT_EXPORT, None)
-    entry = prepared(request).take(user.name, token)
     name = f"registerutdrag-{stamp(vault(request).now())}.zip.age"
     return StreamingResponse(
-        _chunks(entry.spool),
+        _chunks(spool),
         media_type="application/octet-stream",
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',
-            "Content-Length": str(entry.size),
+            "Content-Length": str(done.size),
             "Cache-Control": "no-store",
+            PASSPHRASE_HEADER: done.passphrase,
+            RECORDINGS_HEADER: str(done.recordings),
         },
     )
+
+
+def _export_page(
+    request: Request, user: Principal, *, error: tuple[str, str] | None = None, status: int = 200
+) -> Response:
+    return render(request, "privacy_export.html", user=user, error=error, status=status)
 
 
 def _chunks(spool: IO[bytes]) -> Iterator[bytes]:
