@@ -12,6 +12,7 @@ import http.server
 import os
 import random
 import socket
+import sys
 import threading
 import time
 import tracemalloc
@@ -69,6 +70,14 @@ def uploads_in_flight(seaweedfs: SeaweedFS, bucket: str, prefix: str) -> list[di
 
 
 # -- a fault-injecting relay in front of the server ------------------------------
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    """A client closing its keep-alive connection is routine here, not an error to print."""
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 class Relay:
@@ -132,7 +141,7 @@ class Relay:
 
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _handle
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
