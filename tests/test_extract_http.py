@@ -22,7 +22,13 @@ from callvault.core.extract_verify import verify_extract
 from callvault.entrypoints.http.app import create_app
 from callvault.entrypoints.http.routes_privacy import PASSPHRASE_HEADER
 from callvault.services import audit, exports, playback
-from callvault.testing.http import TestAccount, cheap_password_hashing, enrolled_account, sign_in
+from callvault.testing.http import (
+    PortalTransport,
+    TestAccount,
+    cheap_password_hashing,
+    enrolled_account,
+    sign_in,
+)
 from privacy_world import CALLER, REASON, World, database_url, make_world
 
 API = "/api/v1"
@@ -48,26 +54,6 @@ def setup(
             yield w, people
 
 
-class _Sync(httpx.BaseTransport):
-    """A synchronous client into the ASGI app, which runs on a portal's event loop."""
-
-    def __init__(self, app: object, portal: BlockingPortal) -> None:
-        self._asgi = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-        self._portal = portal
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-
-        async def send() -> tuple[httpx.Response, bytes]:
-            response = await self._asgi.handle_async_request(request)
-            return response, await response.aread()
-
-        response, content = self._portal.call(send)
-        return httpx.Response(
-            response.status_code, headers=response.headers, content=content, request=request
-        )
-
-
 @pytest.fixture
 def portal() -> Iterator[BlockingPortal]:
     with anyio.from_thread.start_blocking_portal() as running:
@@ -75,7 +61,7 @@ def portal() -> Iterator[BlockingPortal]:
 
 
 def _client(w: World, account: TestAccount, portal: BlockingPortal) -> httpx.Client:
-    transport = _Sync(create_app(w.vault, web=False), portal)
+    transport = PortalTransport(create_app(w.vault, web=False), portal)
     client = httpx.Client(transport=transport, base_url="https://testserver")
     sign_in(client, w.vault, account)
     w.clock.advance(seconds=30)  # a fresh TOTP step for the next sign-in

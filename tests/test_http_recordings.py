@@ -14,7 +14,7 @@ import os
 import random
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from callvault.services.context import Vault
 from callvault.testing.audio import make_tone_wav, wav_header
 from callvault.testing.clock import FakeClock
 from callvault.testing.http import (
+    PortalTransport,
     TestAccount,
     cheap_password_hashing,
     enrolled_account,
@@ -56,41 +57,6 @@ PHONE_DIGITS, PNR_DIGITS = "701740605", "191212121212"
 SIZES = (1_000, 65_480, 65_481, 131_000, 131_001, 250_000)
 
 
-class _Chunks(httpx.AsyncByteStream):
-    """A request body handed to the application in 64 KiB messages, as a server would."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        for at in range(0, len(self._data), 65536):
-            yield self._data[at : at + 65536]
-
-
-class InProcess(httpx.BaseTransport):
-    """A synchronous httpx transport into the ASGI application, which runs on an
-    event loop in another thread (so sync tests and hypothesis can drive it)."""
-
-    def __init__(self, app: object, portal: BlockingPortal) -> None:
-        self._asgi = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-        self._portal = portal
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = request.read()
-        forwarded = httpx.Request(
-            request.method, request.url, headers=request.headers, stream=_Chunks(body)
-        )
-
-        async def send() -> tuple[httpx.Response, bytes]:
-            response = await self._asgi.handle_async_request(forwarded)
-            return response, await response.aread()
-
-        response, content = self._portal.call(send)
-        return httpx.Response(
-            response.status_code, headers=response.headers, content=content, request=request
-        )
-
-
 @dataclass
 class Service:
     vault: Vault
@@ -101,7 +67,10 @@ class Service:
     portal: BlockingPortal
 
     def client(self) -> httpx.Client:
-        return httpx.Client(transport=InProcess(create_app(self.vault), self.portal), base_url=BASE)
+        return httpx.Client(
+            transport=PortalTransport(create_app(self.vault), self.portal, chunk=65536),
+            base_url=BASE,
+        )
 
     def person(self, name: str) -> httpx.Client:
         client = self.client()

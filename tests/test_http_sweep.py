@@ -46,6 +46,7 @@ from callvault.services.context import Vault
 from callvault.testing.audio import wav_header
 from callvault.testing.clock import FakeClock
 from callvault.testing.http import (
+    PortalTransport,
     TestAccount,
     cheap_password_hashing,
     enrolled_account,
@@ -142,29 +143,6 @@ LISTINGS = (
     "/recordings/", "/data/", "/data/blobs/", "/blobs/", "/var/", "/tmp/", "/.git/",
     "/docs", "/redoc", "/openapi.json", "/api/v1/docs", "/healthz/", "/index.html",
 )  # fmt: skip
-
-
-class PortalTransport(httpx.BaseTransport):
-    """A synchronous httpx transport into the ASGI app, which runs on the portal's loop."""
-
-    def __init__(self, app: object, portal: BlockingPortal) -> None:
-        self._asgi = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-        self._portal = portal
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = request.read()
-
-        async def send() -> tuple[httpx.Response, bytes]:
-            forwarded = httpx.Request(
-                request.method, request.url, headers=request.headers, content=body
-            )
-            response = await self._asgi.handle_async_request(forwarded)
-            return response, await response.aread()
-
-        response, content = self._portal.call(send)
-        return httpx.Response(
-            response.status_code, headers=response.headers, content=content, request=request
-        )
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from callvault.testing.audio import make_tone_wav
 from callvault.testing.browser import open_test_vault
 from callvault.testing.clock import FakeClock
 from callvault.testing.http import (
+    PortalTransport,
     TestAccount,
     cheap_password_hashing,
     enrolled_account,
@@ -133,34 +134,6 @@ class Exchange:
     body: bytes
 
 
-class PortalTransport(httpx.BaseTransport):
-    """A synchronous httpx transport into the ASGI app on the portal's loop; keeps a
-    record of every exchange for the leak checks."""
-
-    def __init__(self, app: object, portal: BlockingPortal, seen: list[Exchange]) -> None:
-        self._asgi = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-        self._portal = portal
-        self._seen = seen
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = request.read()
-
-        async def send() -> tuple[httpx.Response, bytes]:
-            forwarded = httpx.Request(
-                request.method, request.url, headers=request.headers, content=body
-            )
-            response = await self._asgi.handle_async_request(forwarded)
-            return response, await response.aread()
-
-        response, content = self._portal.call(send)
-        self._seen.append(
-            Exchange(str(request.url), response.status_code, response.headers, content)
-        )
-        return httpx.Response(
-            response.status_code, headers=response.headers, content=content, request=request
-        )
-
-
 class Captured(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -200,7 +173,12 @@ class World:
     seen: list[Exchange] = field(default_factory=list)
 
     def client(self) -> httpx.Client:
-        transport = PortalTransport(self.app, self.portal, self.seen)
+        seen = self.seen
+
+        def record(request: httpx.Request, response: httpx.Response, body: bytes) -> None:
+            seen.append(Exchange(str(request.url), response.status_code, response.headers, body))
+
+        transport = PortalTransport(self.app, self.portal, on_exchange=record)
         return httpx.Client(transport=transport, base_url=BASE)
 
     def person(self, name: str) -> tuple[httpx.Client, str]:

@@ -25,13 +25,14 @@ plain http.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pyotp
+from anyio.from_thread import BlockingPortal
 from argon2 import PasswordHasher
 
 from callvault.core.access import Principal, Role
@@ -175,3 +176,66 @@ async def signed_in_client(
     async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
         await sign_in_async(client, vault, account)
         yield client
+
+
+# --- a synchronous client into an in-process app ---------------------------------------
+
+
+class _Chunks(httpx.AsyncByteStream):
+    """A request body handed to the application in messages of ``size``, as a server would."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self._data, self._size = data, size
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for at in range(0, len(self._data), self._size):
+            yield self._data[at : at + self._size]
+
+
+Exchange = Callable[[httpx.Request, httpx.Response, bytes], None]
+
+
+class PortalTransport(httpx.BaseTransport):
+    """A synchronous httpx transport into an ASGI application that runs on a blocking
+    portal's event loop, so synchronous tests (and hypothesis) can drive it.
+
+    ``chunk`` hands the request body over in messages of that many bytes, as a
+    server would (streamed ingest); ``on_exchange`` sees every request, answer
+    and answer body (for leak checks).
+    """
+
+    def __init__(
+        self,
+        app: object,
+        portal: BlockingPortal,
+        *,
+        chunk: int | None = None,
+        on_exchange: Exchange | None = None,
+    ) -> None:
+        self._asgi = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        self._portal = portal
+        self._chunk = chunk
+        self._on_exchange = on_exchange
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        if self._chunk:
+            forwarded = httpx.Request(
+                request.method, request.url, headers=request.headers,
+                stream=_Chunks(body, self._chunk),
+            )  # fmt: skip
+        else:
+            forwarded = httpx.Request(
+                request.method, request.url, headers=request.headers, content=body
+            )
+
+        async def send() -> tuple[httpx.Response, bytes]:
+            response = await self._asgi.handle_async_request(forwarded)
+            return response, await response.aread()
+
+        response, content = self._portal.call(send)
+        if self._on_exchange is not None:
+            self._on_exchange(request, response, content)
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=content, request=request
+        )
